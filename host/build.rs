@@ -18,6 +18,8 @@ fn main() {
     let wit = root.join("wit");
     println!("cargo:rerun-if-changed={}", plugins.display());
     println!("cargo:rerun-if-changed={}", wit.display());
+    // `sqlx::migrate!` embeds these files but cannot make cargo watch for new ones.
+    println!("cargo:rerun-if-changed={}", manifest_dir.join("migrations").display());
 
     require_target();
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
