@@ -7,8 +7,8 @@ use std::sync::LazyLock;
 use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi as OpenApiSpec;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{health, inference, openai};
@@ -47,7 +47,10 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut OpenApiSpec) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -55,7 +58,9 @@ static SPEC: LazyLock<OpenApiSpec> = LazyLock::new(ApiDoc::openapi);
 
 /// `/openapi.json` and `/docs`.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new().route("/openapi.json", get(openapi_json)).route("/docs", get(swagger_ui))
+    Router::new()
+        .route("/openapi.json", get(openapi_json))
+        .route("/docs", get(swagger_ui))
 }
 
 async fn openapi_json() -> Json<&'static OpenApiSpec> {
@@ -67,7 +72,7 @@ async fn swagger_ui() -> Html<&'static str> {
 }
 
 /// The Swagger UI page.
-const SWAGGER_UI: &str = r#"<!DOCTYPE html>
+const SWAGGER_UI: &str = r##"<!DOCTYPE html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
@@ -89,4 +94,4 @@ const SWAGGER_UI: &str = r#"<!DOCTYPE html>
   </script>
 </body>
 </html>
-"#;
+"##;

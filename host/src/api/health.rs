@@ -38,9 +38,14 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 /// Liveness check: no authentication, no dependencies.
 #[utoipa::path(get, path = "/ping", tag = "Ping", responses((status = 200, description = "The server is up", body = Ping)))]
 pub async fn ping(ConnectInfo(client): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Json<Ping> {
-    let authority = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("");
+    let authority = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
     let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (h.to_string(), p.to_string()),
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+            (h.to_string(), p.to_string())
+        }
         _ => (authority.to_string(), String::new()),
     };
     let scheme = headers

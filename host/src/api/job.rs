@@ -49,7 +49,10 @@ impl Job {
         let (out, updates) = mpsc::channel(BUFFER);
         let (sink, progress) = ProgressSink::channel(BUFFER);
         tokio::spawn(forward(work(sink), progress, out));
-        Self { updates, finished: false }
+        Self {
+            updates,
+            finished: false,
+        }
     }
 
     /// The next update; after [`Update::Finished`] (always sent, [`JobError::Lost`] when the
@@ -58,7 +61,11 @@ impl Job {
         if self.finished {
             return None;
         }
-        let update = self.updates.recv().await.unwrap_or(Update::Finished(Err(JobError::Lost)));
+        let update = self
+            .updates
+            .recv()
+            .await
+            .unwrap_or(Update::Finished(Err(JobError::Lost)));
         self.finished = matches!(update, Update::Finished(_));
         Some(update)
     }
@@ -77,7 +84,11 @@ impl Job {
 
 /// Drive `work`, forwarding its progress to `out`, then send its result. If `out`'s reader goes
 /// away first, close the progress channel and let the engine notice and stop.
-async fn forward(mut work: AnswerFuture, mut progress: mpsc::Receiver<Progress>, out: mpsc::Sender<Update>) {
+async fn forward(
+    mut work: AnswerFuture,
+    mut progress: mpsc::Receiver<Progress>,
+    out: mpsc::Sender<Update>,
+) {
     let result = loop {
         tokio::select! {
             biased;
@@ -97,7 +108,9 @@ async fn forward(mut work: AnswerFuture, mut progress: mpsc::Receiver<Progress>,
                     return;
                 }
             }
-            let _ = out.send(Update::Finished(result.map_err(JobError::from))).await;
+            let _ = out
+                .send(Update::Finished(result.map_err(JobError::from)))
+                .await;
         }
         None => {
             drop(progress);

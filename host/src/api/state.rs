@@ -23,7 +23,13 @@ pub trait Backend: Send + Sync + 'static {
     /// Generation only (see [`Engine::generate`]).
     fn generate(&self, q: Question, progress: ProgressSink) -> AnswerFuture;
     /// Execute and repair given SQL (see [`Engine::evaluate`]).
-    fn evaluate(&self, q: Question, sql: String, description: Option<String>, progress: ProgressSink) -> AnswerFuture;
+    fn evaluate(
+        &self,
+        q: Question,
+        sql: String,
+        description: Option<String>,
+        progress: ProgressSink,
+    ) -> AnswerFuture;
     /// The required settings that are missing for a question with `overrides`.
     fn missing_configuration(&self, overrides: &Overrides) -> Vec<String>;
 }
@@ -39,7 +45,13 @@ impl Backend for Engine {
         Box::pin(async move { engine.generate(q, progress).await })
     }
 
-    fn evaluate(&self, q: Question, sql: String, description: Option<String>, progress: ProgressSink) -> AnswerFuture {
+    fn evaluate(
+        &self,
+        q: Question,
+        sql: String,
+        description: Option<String>,
+        progress: ProgressSink,
+    ) -> AnswerFuture {
         let engine = self.clone();
         Box::pin(async move { engine.evaluate(q, sql, description, progress).await })
     }
@@ -50,7 +62,13 @@ impl Backend for Engine {
 }
 
 /// The variables a request's `postgre*` query parameters are merged over.
-pub const POSTGRES_VARS: &[&str] = &["POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"];
+pub const POSTGRES_VARS: &[&str] = &[
+    "POSTGRES_HOST",
+    "POSTGRES_PORT",
+    "POSTGRES_DB",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+];
 
 /// Shared by every route.
 pub struct AppState {
@@ -69,9 +87,19 @@ impl AppState {
     pub fn new(backend: Arc<dyn Backend>, settings: ServerSettings) -> Self {
         let postgres_env = POSTGRES_VARS
             .iter()
-            .filter_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()).map(|v| (name.to_string(), v)))
+            .filter_map(|name| {
+                std::env::var(name)
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| (name.to_string(), v))
+            })
             .collect();
-        Self { backend, settings, started: unix_now(), postgres_env }
+        Self {
+            backend,
+            settings,
+            started: unix_now(),
+            postgres_env,
+        }
     }
 
     /// Replace the `POSTGRES_*` variables (tests, embedding).
@@ -83,5 +111,8 @@ impl AppState {
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

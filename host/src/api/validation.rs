@@ -5,14 +5,14 @@
 //! Each request type implements [`FromJson`] with a [`Fields`] reader; handlers take it through
 //! the [`Checked`] extractor.
 
+use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use bytes::Bytes;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 /// One problem with a request, in pydantic's terms.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -21,23 +21,26 @@ pub struct FieldError {
     #[serde(rename = "type")]
     pub kind: String,
     /// Where: `["body", "basePrompt"]`, `["query", "postgrePort"]`, `["body", "messages", 0, "role"]`.
-    #[schema(value_type = Vec<Object>)]
     pub loc: Vec<Value>,
     /// For people: "Field required", "Input should be a valid string", …
     pub msg: String,
     /// The offending input (for a missing field: the object it is missing from).
-    #[schema(value_type = Object)]
     pub input: Value,
     /// Extra context (the decoder's message for malformed JSON).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub ctx: Option<Value>,
 }
 
 impl FieldError {
     /// An error of `kind` at `loc`.
     pub fn new(kind: &str, loc: Vec<Value>, msg: impl Into<String>, input: Value) -> Self {
-        Self { kind: kind.to_string(), loc, msg: msg.into(), input, ctx: None }
+        Self {
+            kind: kind.to_string(),
+            loc,
+            msg: msg.into(),
+            input,
+            ctx: None,
+        }
     }
 }
 
@@ -54,12 +57,20 @@ pub struct ValidationErrorBody {
 pub struct Invalid(pub Vec<FieldError>);
 
 fn summary(errors: &[FieldError]) -> String {
-    errors.iter().map(|e| format!("{} at {}", e.msg, Value::from(e.loc.clone()))).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(|e| format!("{} at {}", e.msg, Value::from(e.loc.clone())))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl IntoResponse for Invalid {
     fn into_response(self) -> Response {
-        (StatusCode::UNPROCESSABLE_ENTITY, Json(ValidationErrorBody { detail: self.0 })).into_response()
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(ValidationErrorBody { detail: self.0 }),
+        )
+            .into_response()
     }
 }
 
@@ -108,13 +119,25 @@ impl<S: Send + Sync, T: FromJson> FromRequest<S> for Checked<T> {
 /// the position of the problem, as FastAPI reports them.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, Invalid> {
     if bytes.is_empty() {
-        return Err(Invalid(vec![FieldError::new("missing", vec!["body".into()], "Field required", Value::Null)]));
+        return Err(Invalid(vec![FieldError::new(
+            "missing",
+            vec!["body".into()],
+            "Field required",
+            Value::Null,
+        )]));
     }
     serde_json::from_slice(bytes).map_err(|e| {
         let message = e.to_string();
-        let reason = message.rsplit_once(" at line ").map_or(message.as_str(), |(m, _)| m).to_string();
-        let mut error =
-            FieldError::new("json_invalid", vec!["body".into(), offset(bytes, e.line(), e.column()).into()], "JSON decode error", json!({}));
+        let reason = message
+            .rsplit_once(" at line ")
+            .map_or(message.as_str(), |(m, _)| m)
+            .to_string();
+        let mut error = FieldError::new(
+            "json_invalid",
+            vec!["body".into(), offset(bytes, e.line(), e.column()).into()],
+            "JSON decode error",
+            json!({}),
+        );
         error.ctx = Some(json!({ "error": reason }));
         Invalid(vec![error])
     })
@@ -122,7 +145,11 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, Invalid> {
 
 /// Byte offset of a 1-based line and column (serde_json's position) in `bytes`.
 fn offset(bytes: &[u8], line: usize, column: usize) -> usize {
-    let line_start: usize = bytes.split(|b| *b == b'\n').take(line.saturating_sub(1)).map(|l| l.len() + 1).sum();
+    let line_start: usize = bytes
+        .split(|b| *b == b'\n')
+        .take(line.saturating_sub(1))
+        .map(|l| l.len() + 1)
+        .sum();
     (line_start + column.saturating_sub(1)).min(bytes.len())
 }
 
@@ -145,7 +172,12 @@ impl<'a> Fields<'a> {
 
     /// An object nested at `loc` (for example `["body", "messages", 0]`).
     pub fn at(value: &'a Value, loc: Vec<Value>) -> Self {
-        let mut fields = Self { value, object: value.as_object(), loc, errors: Vec::new() };
+        let mut fields = Self {
+            value,
+            object: value.as_object(),
+            loc,
+            errors: Vec::new(),
+        };
         if fields.object.is_none() {
             fields.errors.push(FieldError::new(
                 "model_attributes_type",
@@ -222,7 +254,12 @@ impl<'a> Fields<'a> {
         match v {
             Value::String(s) => Some(s.clone()),
             other => {
-                self.error("string_type", name, "Input should be a valid string", other.clone());
+                self.error(
+                    "string_type",
+                    name,
+                    "Input should be a valid string",
+                    other.clone(),
+                );
                 None
             }
         }
@@ -239,19 +276,34 @@ impl<'a> Fields<'a> {
                 (None, Some(u), _) => Some(u.into()),
                 (None, None, Some(f)) if f.fract() == 0.0 && f.is_finite() => Some(f as i128),
                 _ => {
-                    self.error("int_from_float", name, "Input should be a valid integer, got a number with a fractional part", v.clone());
+                    self.error(
+                        "int_from_float",
+                        name,
+                        "Input should be a valid integer, got a number with a fractional part",
+                        v.clone(),
+                    );
                     return None;
                 }
             },
             Value::String(s) => match s.trim().parse::<i128>() {
                 Ok(i) => Some(i),
                 Err(_) => {
-                    self.error("int_parsing", name, "Input should be a valid integer, unable to parse string as an integer", v.clone());
+                    self.error(
+                        "int_parsing",
+                        name,
+                        "Input should be a valid integer, unable to parse string as an integer",
+                        v.clone(),
+                    );
                     return None;
                 }
             },
             other => {
-                self.error("int_type", name, "Input should be a valid integer", other.clone());
+                self.error(
+                    "int_type",
+                    name,
+                    "Input should be a valid integer",
+                    other.clone(),
+                );
                 return None;
             }
         };
@@ -270,12 +322,22 @@ impl<'a> Fields<'a> {
                 "true" | "1" | "yes" | "y" | "on" | "t" => Some(true),
                 "false" | "0" | "no" | "n" | "off" | "f" => Some(false),
                 _ => {
-                    self.error("bool_parsing", name, "Input should be a valid boolean, unable to interpret input", v.clone());
+                    self.error(
+                        "bool_parsing",
+                        name,
+                        "Input should be a valid boolean, unable to interpret input",
+                        v.clone(),
+                    );
                     None
                 }
             },
             other => {
-                self.error("bool_type", name, "Input should be a valid boolean", other.clone());
+                self.error(
+                    "bool_type",
+                    name,
+                    "Input should be a valid boolean",
+                    other.clone(),
+                );
                 None
             }
         }
@@ -290,7 +352,12 @@ impl<'a> Fields<'a> {
             }
             Some(Value::Array(items)) => items,
             Some(other) => {
-                self.error("list_type", name, "Input should be a valid list", other.clone());
+                self.error(
+                    "list_type",
+                    name,
+                    "Input should be a valid list",
+                    other.clone(),
+                );
                 &[]
             }
         }
@@ -303,7 +370,11 @@ impl<'a> Fields<'a> {
 
     /// `Ok` when nothing was wrong, else every problem recorded.
     pub fn finish(self) -> Result<(), Invalid> {
-        if self.errors.is_empty() { Ok(()) } else { Err(Invalid(self.errors)) }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Invalid(self.errors))
+        }
     }
 }
 
@@ -319,11 +390,19 @@ mod tests {
         assert_eq!(f.optional_count("retryCount"), None);
         assert_eq!(f.optional_count("schemaExamples"), None);
         assert_eq!(f.optional_bool("stream"), None);
-        let Err(Invalid(errors)) = f.finish() else { panic!("expected errors") };
+        let Err(Invalid(errors)) = f.finish() else {
+            panic!("expected errors")
+        };
         let kinds: Vec<&str> = errors.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(kinds, ["missing", "int_parsing", "int_from_float", "bool_parsing"]);
+        assert_eq!(
+            kinds,
+            ["missing", "int_parsing", "int_from_float", "bool_parsing"]
+        );
         assert_eq!(errors[0].loc, vec![json!("body"), json!("basePrompt")]);
-        assert_eq!(errors[0].input, body, "a missing field reports the object it is missing from");
+        assert_eq!(
+            errors[0].input, body,
+            "a missing field reports the object it is missing from"
+        );
     }
 
     #[test]
@@ -340,14 +419,23 @@ mod tests {
 
     #[test]
     fn malformed_and_missing_bodies() {
-        let Err(Invalid(e)) = parse_json(b"{\"a\": }") else { panic!() };
+        let Err(Invalid(e)) = parse_json(b"{\"a\": }") else {
+            panic!()
+        };
         assert_eq!(e[0].kind, "json_invalid");
         assert_eq!(e[0].loc, vec![json!("body"), json!(6)]);
         assert!(e[0].ctx.is_some());
-        let Err(Invalid(e)) = parse_json(b"") else { panic!() };
-        assert_eq!((e[0].kind.as_str(), e[0].loc.clone()), ("missing", vec![json!("body")]));
+        let Err(Invalid(e)) = parse_json(b"") else {
+            panic!()
+        };
+        assert_eq!(
+            (e[0].kind.as_str(), e[0].loc.clone()),
+            ("missing", vec![json!("body")])
+        );
         let list = json!([1]);
-        let Err(Invalid(e)) = Fields::body(&list).finish() else { panic!() };
+        let Err(Invalid(e)) = Fields::body(&list).finish() else {
+            panic!()
+        };
         assert_eq!(e[0].kind, "model_attributes_type");
     }
 }

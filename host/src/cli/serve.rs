@@ -44,7 +44,9 @@ pub async fn run(args: ServeArgs, plugin_settings: &PluginSettings) -> anyhow::R
     let registry = super::load_registry(plugin_settings).await?;
     let set = registry.current();
     tracing::info!("{} plugins loaded in {:?}", set.list().len(), set.load_time);
-    let engine = Engine::from_env(registry.clone()).await.context("cannot start the engine")?;
+    let engine = Engine::from_env(registry.clone())
+        .await
+        .context("cannot start the engine")?;
     let missing = engine.missing_configuration(&Overrides::default());
     if !missing.is_empty() {
         tracing::warn!(
@@ -55,19 +57,26 @@ pub async fn run(args: ServeArgs, plugin_settings: &PluginSettings) -> anyhow::R
     if settings.api_keys.is_empty() {
         tracing::info!("API key authentication disabled (set OPENAI_API_KEY to enable it on /v1)");
     } else {
-        tracing::info!("API key authentication enabled on /v1 ({} key(s))", settings.api_keys.len());
+        tracing::info!(
+            "API key authentication enabled on /v1 ({} key(s))",
+            settings.api_keys.len()
+        );
     }
     tracing::info!("model name on /v1/models: {}", settings.model_name);
 
     let listener = TcpListener::bind((settings.host.as_str(), settings.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
-    let addr = listener.local_addr().context("cannot read the bound address")?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
     let state = Arc::new(AppState::new(Arc::new(engine), settings));
     announce(addr)?;
 
     tokio::spawn(reload_on_sighup(registry));
-    crate::api::serve(listener, crate::api::router(state), shutdown_signal()).await.context("server failed")?;
+    crate::api::serve(listener, crate::api::router(state), shutdown_signal())
+        .await
+        .context("server failed")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -113,10 +122,13 @@ async fn shutdown_signal() {
 async fn reload_on_sighup(registry: Arc<PluginRegistry>) {
     #[cfg(unix)]
     {
-        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
             Ok(signal) => signal,
             Err(e) => {
-                tracing::warn!("cannot listen for SIGHUP (plugins cannot be reloaded without a restart): {e}");
+                tracing::warn!(
+                    "cannot listen for SIGHUP (plugins cannot be reloaded without a restart): {e}"
+                );
                 return;
             }
         };
@@ -145,17 +157,24 @@ fn plugin_changes(before: &[PluginSummary], after: &[PluginSummary]) -> Vec<Stri
     let mut changes = Vec::new();
     for (k, p) in &new {
         match old.get(k) {
-            None => changes.push(format!("added {} `{}` {} ({})", k.0, k.1, p.version, p.source)),
-            Some(o) if o.version != p.version || o.source != p.source || o.wit != p.wit => changes.push(format!(
-                "updated {} `{}`: {} ({}) -> {} ({})",
-                k.0, k.1, o.version, o.source, p.version, p.source
+            None => changes.push(format!(
+                "added {} `{}` {} ({})",
+                k.0, k.1, p.version, p.source
             )),
+            Some(o) if o.version != p.version || o.source != p.source || o.wit != p.wit => changes
+                .push(format!(
+                    "updated {} `{}`: {} ({}) -> {} ({})",
+                    k.0, k.1, o.version, o.source, p.version, p.source
+                )),
             Some(_) => {}
         }
     }
     for (k, o) in &old {
         if !new.contains_key(k) {
-            changes.push(format!("removed {} `{}` {} ({})", k.0, k.1, o.version, o.source));
+            changes.push(format!(
+                "removed {} `{}` {} ({})",
+                k.0, k.1, o.version, o.source
+            ));
         }
     }
     changes
@@ -185,8 +204,14 @@ mod tests {
         let after = [plugin("a", "1.1"), plugin("c", "0.1")];
         let changes = plugin_changes(&before, &after);
         assert_eq!(changes.len(), 3, "{changes:?}");
-        assert!(changes[0].starts_with("updated") && changes[0].contains("1.0 (built-in) -> 1.1"), "{changes:?}");
-        assert!(changes[1].starts_with("added") && changes[2].starts_with("removed"), "{changes:?}");
+        assert!(
+            changes[0].starts_with("updated") && changes[0].contains("1.0 (built-in) -> 1.1"),
+            "{changes:?}"
+        );
+        assert!(
+            changes[1].starts_with("added") && changes[2].starts_with("removed"),
+            "{changes:?}"
+        );
         assert!(plugin_changes(&before, &before).is_empty());
     }
 }

@@ -111,13 +111,20 @@ impl ConnectionParams {
                 )),
             }
         }
-        if errors.is_empty() { Ok(params) } else { Err(Invalid(errors)) }
+        if errors.is_empty() {
+            Ok(params)
+        } else {
+            Err(Invalid(errors))
+        }
     }
 
     /// The engine overrides these parameters make. `postgres_env` holds the `POSTGRES_*`
     /// variables the `postgre*` parameters are merged over; with none of those parameters the
     /// engine's own database is used.
-    pub fn overrides(&self, postgres_env: &HashMap<String, String>) -> Result<Overrides, EngineError> {
+    pub fn overrides(
+        &self,
+        postgres_env: &HashMap<String, String>,
+    ) -> Result<Overrides, EngineError> {
         Ok(Overrides {
             llm_base_url: self.llm_base_url.clone(),
             llm_api_key: self.llm_api_key.clone(),
@@ -127,7 +134,10 @@ impl ConnectionParams {
         })
     }
 
-    fn database_url(&self, postgres_env: &HashMap<String, String>) -> Result<Option<String>, EngineError> {
+    fn database_url(
+        &self,
+        postgres_env: &HashMap<String, String>,
+    ) -> Result<Option<String>, EngineError> {
         let port = self.postgre_port.map(|p| p.to_string());
         let given: [(&str, Option<&String>); 5] = [
             ("POSTGRES_HOST", self.postgre_host.as_ref()),
@@ -141,19 +151,29 @@ impl ConnectionParams {
         }
         // Only the POSTGRES_* names: a QUARRY_DATABASE_URL must not win over explicit parameters.
         let lookup = |name: &str| {
-            let from_request = given.iter().find(|(n, _)| *n == name).and_then(|(_, v)| v.cloned());
+            let from_request = given
+                .iter()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, v)| v.cloned());
             from_request.or_else(|| postgres_env.get(name).cloned())
         };
         match DatabaseUrl::from_vars(lookup) {
             Ok(Some(url)) => Ok(Some(url.expose().to_string())),
-            Ok(None) => Err(EngineError::MissingConfiguration(vec!["POSTGRES_HOST".to_string()])),
+            Ok(None) => Err(EngineError::MissingConfiguration(vec![
+                "POSTGRES_HOST".to_string(),
+            ])),
             Err(e) => Err(EngineError::InvalidInput(e.to_string())),
         }
     }
 }
 
 fn query_error(kind: &str, name: &str, msg: &str, input: String) -> FieldError {
-    FieldError::new(kind, vec!["query".into(), name.into()], msg, Value::String(input))
+    FieldError::new(
+        kind,
+        vec!["query".into(), name.into()],
+        msg,
+        Value::String(input),
+    )
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ConnectionParams {
@@ -169,29 +189,55 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn no_database_parameters_keep_the_engine_database() {
         let p = ConnectionParams::parse("llmModel=m&llmTemperature=0.5&redisHost=r").unwrap();
         let o = p.overrides(&env(&[("POSTGRES_HOST", "db")])).unwrap();
-        assert_eq!((o.llm_model.as_deref(), o.llm_temperature, o.database_url), (Some("m"), Some(0.5), None));
+        assert_eq!(
+            (o.llm_model.as_deref(), o.llm_temperature, o.database_url),
+            (Some("m"), Some(0.5), None)
+        );
     }
 
     #[test]
     fn database_parameters_are_merged_over_the_environment() {
         let p = ConnectionParams::parse("postgreDBName=shop&postgrePassword=p%40ss").unwrap();
-        let o = p.overrides(&env(&[("POSTGRES_HOST", "db"), ("POSTGRES_USER", "u"), ("POSTGRES_DB", "other")])).unwrap();
-        assert_eq!(o.database_url.as_deref(), Some("postgres://u:p%40ss@db:5432/shop"));
+        let o = p
+            .overrides(&env(&[
+                ("POSTGRES_HOST", "db"),
+                ("POSTGRES_USER", "u"),
+                ("POSTGRES_DB", "other"),
+            ]))
+            .unwrap();
+        assert_eq!(
+            o.database_url.as_deref(),
+            Some("postgres://u:p%40ss@db:5432/shop")
+        );
         let lonely = ConnectionParams::parse("postgreDBName=shop").unwrap();
-        assert!(matches!(lonely.overrides(&env(&[])), Err(EngineError::MissingConfiguration(m)) if m == ["POSTGRES_HOST"]));
+        assert!(
+            matches!(lonely.overrides(&env(&[])), Err(EngineError::MissingConfiguration(m)) if m == ["POSTGRES_HOST"])
+        );
     }
 
     #[test]
     fn bad_numbers_are_422s_located_in_the_query() {
-        let Err(Invalid(errors)) = ConnectionParams::parse("postgrePort=abc&llmTemperature=hot") else { panic!() };
+        let Err(Invalid(errors)) = ConnectionParams::parse("postgrePort=abc&llmTemperature=hot")
+        else {
+            panic!()
+        };
         let locs: Vec<Value> = errors.iter().map(|e| Value::from(e.loc.clone())).collect();
-        assert_eq!(locs, [serde_json::json!(["query", "llmTemperature"]), serde_json::json!(["query", "postgrePort"])]);
+        assert_eq!(
+            locs,
+            [
+                serde_json::json!(["query", "llmTemperature"]),
+                serde_json::json!(["query", "postgrePort"])
+            ]
+        );
     }
 }

@@ -2,9 +2,9 @@
 //! else is SQL Query Engine's own body, `{"code": 500, "status": "[ SQL Query Engine ]: …",
 //! "error": "…"}`, with HTTP status 500.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Serialize;
 
 use super::Route;
@@ -41,7 +41,10 @@ pub enum InferenceError {
 impl InferenceError {
     /// `route` failed because of `error`.
     pub fn failed(route: Route, error: impl std::fmt::Display) -> Self {
-        InferenceError::Failed { route, message: error.to_string() }
+        InferenceError::Failed {
+            route,
+            message: error.to_string(),
+        }
     }
 }
 
@@ -51,7 +54,11 @@ impl IntoResponse for InferenceError {
             InferenceError::Invalid(e) => e.into_response(),
             InferenceError::Failed { route, message } => {
                 tracing::warn!("[ {} ] request failed: {message}", route.label());
-                let body = InferenceErrorBody { code: 500, status: format!("[ {} ]: {message}", route.label()), error: message };
+                let body = InferenceErrorBody {
+                    code: 500,
+                    status: format!("[ {} ]: {message}", route.label()),
+                    error: message,
+                };
                 (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
             }
         }

@@ -19,8 +19,8 @@ use axum::{Json, Router};
 use self::connection::ConnectionParams;
 use self::error::{InferenceError, InferenceErrorBody};
 use self::types::{
-    EngineAgentResponse, Evaluation, EvaluationAgentResponse, Generation, GenerationAgentResponse, InferenceResponse,
-    QueryEngineRequest, QueryEvaluationRequest, QueryGenerationRequest,
+    EngineAgentResponse, Evaluation, EvaluationAgentResponse, Generation, GenerationAgentResponse,
+    InferenceResponse, QueryEngineRequest, QueryEvaluationRequest, QueryGenerationRequest,
 };
 use super::job::Job;
 use super::state::AppState;
@@ -55,7 +55,10 @@ impl Route {
             Route::Generation => "Generation",
             Route::Evaluation => "Evaluation",
         };
-        format!("[ {chat_id} | {} ]: {what} executed successfully.", self.label())
+        format!(
+            "[ {chat_id} | {} ]: {what} executed successfully.",
+            self.label()
+        )
     }
 }
 
@@ -63,8 +66,14 @@ impl Route {
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/inference/sqlQueryEngine/{chatID}", post(query_engine))
-        .route("/inference/sqlQueryGeneration/{chatID}", post(query_generation))
-        .route("/inference/sqlQueryEvaluation/{chatID}", post(query_evaluation))
+        .route(
+            "/inference/sqlQueryGeneration/{chatID}",
+            post(query_generation),
+        )
+        .route(
+            "/inference/sqlQueryEvaluation/{chatID}",
+            post(query_evaluation),
+        )
 }
 
 /// Translate a question into SQL, run it read-only and repair it until it works (or
@@ -89,7 +98,9 @@ pub async fn query_engine(
     Checked(body): Checked<QueryEngineRequest>,
 ) -> Result<Json<InferenceResponse<EngineAgentResponse>>, InferenceError> {
     let route = Route::QueryEngine;
-    let overrides = connection.overrides(&state.postgres_env).map_err(|e| InferenceError::failed(route, e))?;
+    let overrides = connection
+        .overrides(&state.postgres_env)
+        .map_err(|e| InferenceError::failed(route, e))?;
     let question = body.question(&chat_id, &state.settings, overrides);
     tracing::info!(chat_id, "sqlQueryEngine");
     let backend = state.backend.clone();
@@ -97,8 +108,16 @@ pub async fn query_engine(
         .answer()
         .await
         .map_err(|e| InferenceError::failed(route, e))?;
-    let agent = EngineAgentResponse { generation: Generation::first_attempt(&answer), evaluation: Evaluation::from(&answer) };
-    Ok(Json(InferenceResponse::new(route, chat_id, agent, body.extra_payload)))
+    let agent = EngineAgentResponse {
+        generation: Generation::first_attempt(&answer),
+        evaluation: Evaluation::from(&answer),
+    };
+    Ok(Json(InferenceResponse::new(
+        route,
+        chat_id,
+        agent,
+        body.extra_payload,
+    )))
 }
 
 /// Translate a question into SQL without running it. SQL the dialect plugin refuses (or no SQL
@@ -122,7 +141,9 @@ pub async fn query_generation(
     Checked(body): Checked<QueryGenerationRequest>,
 ) -> Result<Json<InferenceResponse<GenerationAgentResponse>>, InferenceError> {
     let route = Route::Generation;
-    let overrides = connection.overrides(&state.postgres_env).map_err(|e| InferenceError::failed(route, e))?;
+    let overrides = connection
+        .overrides(&state.postgres_env)
+        .map_err(|e| InferenceError::failed(route, e))?;
     let question = body.question(&chat_id, &state.settings, overrides);
     tracing::info!(chat_id, "sqlQueryGeneration");
     let backend = state.backend.clone();
@@ -131,11 +152,21 @@ pub async fn query_generation(
         .await
         .map_err(|e| InferenceError::failed(route, e))?;
     if answer.status == AnswerStatus::Error {
-        let why = answer.error.clone().unwrap_or_else(|| "no usable SQL was generated".to_string());
+        let why = answer
+            .error
+            .clone()
+            .unwrap_or_else(|| "no usable SQL was generated".to_string());
         return Err(InferenceError::failed(route, why));
     }
-    let agent = GenerationAgentResponse { generation: Generation::final_query(&answer) };
-    Ok(Json(InferenceResponse::new(route, chat_id, agent, body.extra_payload)))
+    let agent = GenerationAgentResponse {
+        generation: Generation::final_query(&answer),
+    };
+    Ok(Json(InferenceResponse::new(
+        route,
+        chat_id,
+        agent,
+        body.extra_payload,
+    )))
 }
 
 /// Run the given SQL read-only (validated like generated SQL) and repair it if it fails.
@@ -158,7 +189,9 @@ pub async fn query_evaluation(
     Checked(body): Checked<QueryEvaluationRequest>,
 ) -> Result<Json<InferenceResponse<EvaluationAgentResponse>>, InferenceError> {
     let route = Route::Evaluation;
-    let overrides = connection.overrides(&state.postgres_env).map_err(|e| InferenceError::failed(route, e))?;
+    let overrides = connection
+        .overrides(&state.postgres_env)
+        .map_err(|e| InferenceError::failed(route, e))?;
     let question = body.question(&chat_id, &state.settings, overrides);
     tracing::info!(chat_id, "sqlQueryEvaluation");
     let backend = state.backend.clone();
@@ -167,6 +200,13 @@ pub async fn query_evaluation(
         .answer()
         .await
         .map_err(|e| InferenceError::failed(route, e))?;
-    let agent = EvaluationAgentResponse { evaluation: Evaluation::from(&answer) };
-    Ok(Json(InferenceResponse::new(route, chat_id, agent, body.extra_payload)))
+    let agent = EvaluationAgentResponse {
+        evaluation: Evaluation::from(&answer),
+    };
+    Ok(Json(InferenceResponse::new(
+        route,
+        chat_id,
+        agent,
+        body.extra_payload,
+    )))
 }

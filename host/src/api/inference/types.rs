@@ -51,13 +51,22 @@ impl FromJson for QueryEngineRequest {
 
 impl QueryEngineRequest {
     /// The question for the engine, the server's defaults filling what the body left out.
-    pub fn question(&self, chat_id: &str, settings: &ServerSettings, overrides: Overrides) -> Question {
+    pub fn question(
+        &self,
+        chat_id: &str,
+        settings: &ServerSettings,
+        overrides: Overrides,
+    ) -> Question {
         Question {
             session_id: chat_id.to_string(),
             question: self.base_prompt.clone(),
             retry_count: self.retry_count.unwrap_or(settings.default_retry_count),
-            schema_examples: self.schema_examples.unwrap_or(settings.default_schema_examples),
-            feedback_examples: self.feedback_examples.unwrap_or(settings.default_feedback_examples),
+            schema_examples: self
+                .schema_examples
+                .unwrap_or(settings.default_schema_examples),
+            feedback_examples: self
+                .feedback_examples
+                .unwrap_or(settings.default_feedback_examples),
             schema_key: self.schema_description_key.clone(),
             overrides,
         }
@@ -97,12 +106,19 @@ impl FromJson for QueryGenerationRequest {
 
 impl QueryGenerationRequest {
     /// The question for the engine, the server's defaults filling what the body left out.
-    pub fn question(&self, chat_id: &str, settings: &ServerSettings, overrides: Overrides) -> Question {
+    pub fn question(
+        &self,
+        chat_id: &str,
+        settings: &ServerSettings,
+        overrides: Overrides,
+    ) -> Question {
         Question {
             session_id: chat_id.to_string(),
             question: self.base_prompt.clone(),
             retry_count: settings.default_retry_count,
-            schema_examples: self.schema_examples.unwrap_or(settings.default_schema_examples),
+            schema_examples: self
+                .schema_examples
+                .unwrap_or(settings.default_schema_examples),
             feedback_examples: settings.default_feedback_examples,
             schema_key: self.schema_description_key.clone(),
             overrides,
@@ -118,7 +134,9 @@ pub struct QueryEvaluationRequest {
     #[schema(example = "How many orders were placed in the last 30 days?")]
     pub base_prompt: String,
     /// The SQL to execute (validated like generated SQL: never trusted).
-    #[schema(example = "SELECT COUNT(*) FROM orders WHERE created_at >= NOW() - INTERVAL '30 days'")]
+    #[schema(
+        example = "SELECT COUNT(*) FROM orders WHERE created_at >= NOW() - INTERVAL '30 days'"
+    )]
     pub base_query: String,
     /// What the query is meant to do, in plain language.
     #[schema(example = "Count orders placed in the last 30 days.")]
@@ -159,13 +177,22 @@ impl FromJson for QueryEvaluationRequest {
 
 impl QueryEvaluationRequest {
     /// The question for the engine, the server's defaults filling what the body left out.
-    pub fn question(&self, chat_id: &str, settings: &ServerSettings, overrides: Overrides) -> Question {
+    pub fn question(
+        &self,
+        chat_id: &str,
+        settings: &ServerSettings,
+        overrides: Overrides,
+    ) -> Question {
         Question {
             session_id: chat_id.to_string(),
             question: self.base_prompt.clone(),
             retry_count: self.retry_count.unwrap_or(settings.default_retry_count),
-            schema_examples: self.schema_examples.unwrap_or(settings.default_schema_examples),
-            feedback_examples: self.feedback_examples.unwrap_or(settings.default_feedback_examples),
+            schema_examples: self
+                .schema_examples
+                .unwrap_or(settings.default_schema_examples),
+            feedback_examples: self
+                .feedback_examples
+                .unwrap_or(settings.default_feedback_examples),
             schema_key: self.schema_description_key.clone(),
             overrides,
         }
@@ -185,13 +212,23 @@ pub struct Generation {
 impl Generation {
     /// The first SQL the model produced (before any repair) and its plan.
     pub fn first_attempt(answer: &Answer) -> Self {
-        let sql = answer.attempts.iter().find_map(|a| a.sql.clone()).or_else(|| answer.sql.clone());
-        Self { query_description: answer.description.clone(), sql_query: sql }
+        let sql = answer
+            .attempts
+            .iter()
+            .find_map(|a| a.sql.clone())
+            .or_else(|| answer.sql.clone());
+        Self {
+            query_description: answer.description.clone(),
+            sql_query: sql,
+        }
     }
 
     /// The final SQL (for generation only: the validated query) and its plan.
     pub fn final_query(answer: &Answer) -> Self {
-        Self { query_description: answer.description.clone(), sql_query: final_sql(answer) }
+        Self {
+            query_description: answer.description.clone(),
+            sql_query: final_sql(answer),
+        }
     }
 }
 
@@ -219,13 +256,20 @@ impl From<&Answer> for Evaluation {
             Some(r) if !failed => r.as_objects(),
             _ => Vec::new(),
         };
-        Self { current_query: final_sql(answer), current_observation: observation, results }
+        Self {
+            current_query: final_sql(answer),
+            current_observation: observation,
+            results,
+        }
     }
 }
 
 /// The answer's SQL, else the last SQL any attempt tried.
 fn final_sql(answer: &Answer) -> Option<String> {
-    answer.sql.clone().or_else(|| answer.attempts.iter().rev().find_map(|a| a.sql.clone()))
+    answer
+        .sql
+        .clone()
+        .or_else(|| answer.attempts.iter().rev().find_map(|a| a.sql.clone()))
 }
 
 /// `agentResponse` of the full pipeline.
@@ -272,6 +316,12 @@ pub struct InferenceResponse<A> {
 impl<A> InferenceResponse<A> {
     /// A 200 response of `route` for `chat_id`.
     pub fn new(route: Route, chat_id: String, agent_response: A, extra_payload: Value) -> Self {
-        Self { code: 200, status: route.success_status(&chat_id), chat_id, agent_response, extra_payload }
+        Self {
+            code: 200,
+            status: route.success_status(&chat_id),
+            chat_id,
+            agent_response,
+            extra_payload,
+        }
     }
 }

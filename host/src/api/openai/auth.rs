@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
 use sha2::{Digest, Sha256};
@@ -16,7 +16,11 @@ use super::error::OpenAiError;
 use crate::api::state::AppState;
 
 /// Middleware: refuse the request with 401 unless it carries an accepted key.
-pub async fn require_api_key(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Result<Response, OpenAiError> {
+pub async fn require_api_key(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, OpenAiError> {
     if authorized(&state.settings.api_keys, request.headers()) {
         Ok(next.run(request).await)
     } else {
@@ -33,7 +37,14 @@ pub fn authorized(keys: &[String], headers: &HeaderMap) -> bool {
         return false;
     };
     let presented = Sha256::digest(presented.as_bytes());
-    keys.iter().fold(subtle::Choice::from(0), |found, key| found | Sha256::digest(key.as_bytes()).as_slice().ct_eq(presented.as_slice())).into()
+    keys.iter()
+        .fold(subtle::Choice::from(0), |found, key| {
+            found
+                | Sha256::digest(key.as_bytes())
+                    .as_slice()
+                    .ct_eq(presented.as_slice())
+        })
+        .into()
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
@@ -63,6 +74,9 @@ mod tests {
         assert!(!authorized(&keys, &with_auth("Bearer k3")));
         assert!(!authorized(&keys, &with_auth("Basic k1")));
         assert!(!authorized(&keys, &HeaderMap::new()));
-        assert!(authorized(&[], &HeaderMap::new()), "no keys configured: no auth");
+        assert!(
+            authorized(&[], &HeaderMap::new()),
+            "no keys configured: no auth"
+        );
     }
 }

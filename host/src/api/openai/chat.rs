@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use super::error::{OpenAiError, OpenAiErrorBody};
 use super::format::stable_chat_id;
@@ -38,14 +38,24 @@ pub async fn chat_completions(
 ) -> Result<Response, OpenAiError> {
     ensure_configured(&state)?;
     let question = request.question().ok_or(OpenAiError::NoUserMessage)?;
-    let chat_id = match request.chat_id.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
+    let chat_id = match request
+        .chat_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+    {
         Some(id) => id.to_string(),
         None => {
             let texts: Vec<String> = request.user_texts().collect();
-            stable_chat_id(texts.iter().map(String::as_str)).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+            stable_chat_id(texts.iter().map(String::as_str))
+                .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
         }
     };
-    tracing::info!(chat_id, stream = request.stream.unwrap_or(true), "chat/completions");
+    tracing::info!(
+        chat_id,
+        stream = request.stream.unwrap_or(true),
+        "chat/completions"
+    );
     let job = start(&state, chat_id, question);
     let reply = Reply::new(Flavor::Chat, &state.settings.model_name);
     if request.stream.unwrap_or(true) {

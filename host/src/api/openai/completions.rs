@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use super::error::{OpenAiError, OpenAiErrorBody};
 use super::stream::{Flavor, Reply};
@@ -30,12 +30,19 @@ use crate::api::validation::{Checked, ValidationErrorBody};
         (status = 500, description = "The LLM or the database is not configured", body = OpenAiErrorBody),
     )
 )]
-pub async fn completions(State(state): State<Arc<AppState>>, Checked(request): Checked<CompletionRequest>) -> Result<Response, OpenAiError> {
+pub async fn completions(
+    State(state): State<Arc<AppState>>,
+    Checked(request): Checked<CompletionRequest>,
+) -> Result<Response, OpenAiError> {
     ensure_configured(&state)?;
     let chat_id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
     let stream = request.stream.unwrap_or(false);
     tracing::info!(chat_id, stream, "completions");
     let job = start(&state, chat_id, request.prompt);
     let reply = Reply::new(Flavor::Text, &state.settings.model_name);
-    if stream { Ok(reply.stream(job)) } else { Ok(Json(reply.text_completion(job).await).into_response()) }
+    if stream {
+        Ok(reply.stream(job))
+    } else {
+        Ok(Json(reply.text_completion(job).await).into_response())
+    }
 }

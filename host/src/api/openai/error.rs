@@ -3,9 +3,9 @@
 //! bad body. Once a reply has started streaming it cannot fail any more: errors from then on
 //! are written into the reply (see [`super::stream`]).
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Serialize;
 
 use crate::api::validation::Invalid;
@@ -66,17 +66,38 @@ impl IntoResponse for OpenAiError {
         let (status, kind, param, code) = match self {
             OpenAiError::Invalid(e) => return e.into_response(),
             OpenAiError::NoUserMessage => {
-                return (StatusCode::UNPROCESSABLE_ENTITY, Json(serde_json::json!({ "detail": message }))).into_response();
+                return (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    Json(serde_json::json!({ "detail": message })),
+                )
+                    .into_response();
             }
-            OpenAiError::InvalidApiKey => {
-                (StatusCode::UNAUTHORIZED, "invalid_request_error", Some(serde_json::Value::Null), "invalid_api_key")
-            }
+            OpenAiError::InvalidApiKey => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                Some(serde_json::Value::Null),
+                "invalid_api_key",
+            ),
             OpenAiError::MissingConfiguration(_) => {
                 tracing::warn!("{message}");
-                (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None, "missing_configuration")
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    None,
+                    "missing_configuration",
+                )
             }
         };
-        let body = OpenAiErrorBody { detail: OpenAiErrorDetail { error: OpenAiErrorObject { message, kind, param, code } } };
+        let body = OpenAiErrorBody {
+            detail: OpenAiErrorDetail {
+                error: OpenAiErrorObject {
+                    message,
+                    kind,
+                    param,
+                    code,
+                },
+            },
+        };
         (status, Json(body)).into_response()
     }
 }

@@ -16,7 +16,7 @@ pub mod types;
 use std::sync::Arc;
 
 use axum::routing::{get, post};
-use axum::{middleware, Router};
+use axum::{Router, middleware};
 
 use self::error::OpenAiError;
 use super::job::Job;
@@ -36,7 +36,11 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
 /// per-request overrides, so the server's configuration must be complete.
 fn ensure_configured(state: &AppState) -> Result<(), OpenAiError> {
     let missing = state.backend.missing_configuration(&Overrides::default());
-    if missing.is_empty() { Ok(()) } else { Err(OpenAiError::MissingConfiguration(missing)) }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(OpenAiError::MissingConfiguration(missing))
+    }
 }
 
 /// Start answering `question` in session `chat_id` with the server's defaults.

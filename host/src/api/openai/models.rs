@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 
 use super::error::OpenAiErrorBody;
 use super::types::{Model, ModelList};

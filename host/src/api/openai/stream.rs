@@ -12,16 +12,16 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::HeaderValue;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 
 use super::format::{answer_markdown, error_markdown, progress_line};
 use super::types::{
-    AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChunkChoice, Delta, TextChoice, TextCompletion,
-    TextCompletionChunk, Usage,
+    AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChunkChoice, Delta,
+    TextChoice, TextCompletion, TextCompletionChunk, Usage,
 };
 use crate::api::job::{Job, JobError, Update};
 use crate::api::state::unix_now;
@@ -59,7 +59,12 @@ impl Reply {
             Flavor::Chat => "chatcmpl-",
             Flavor::Text => "cmpl-",
         };
-        Self { flavor, id: format!("{prefix}{}", uuid::Uuid::new_v4().simple()), created: unix_now(), model: model.to_string() }
+        Self {
+            flavor,
+            id: format!("{prefix}{}", uuid::Uuid::new_v4().simple()),
+            created: unix_now(),
+            model: model.to_string(),
+        }
     }
 
     /// The reply's id.
@@ -68,7 +73,12 @@ impl Reply {
     }
 
     /// One `data: {…}\n\n` event.
-    fn event(&self, role: bool, content: Option<String>, finish_reason: Option<&'static str>) -> Bytes {
+    fn event(
+        &self,
+        role: bool,
+        content: Option<String>,
+        finish_reason: Option<&'static str>,
+    ) -> Bytes {
         let json = match self.flavor {
             Flavor::Chat => serde_json::to_string(&ChatCompletionChunk {
                 id: self.id.clone(),
@@ -77,7 +87,10 @@ impl Reply {
                 model: self.model.clone(),
                 choices: vec![ChunkChoice {
                     index: 0,
-                    delta: Delta { role: role.then_some("assistant"), content },
+                    delta: Delta {
+                        role: role.then_some("assistant"),
+                        content,
+                    },
                     finish_reason,
                 }],
             }),
@@ -86,7 +99,12 @@ impl Reply {
                 object: "text_completion",
                 created: self.created,
                 model: self.model.clone(),
-                choices: vec![TextChoice { text: content.unwrap_or_default(), index: 0, logprobs: None, finish_reason }],
+                choices: vec![TextChoice {
+                    text: content.unwrap_or_default(),
+                    index: 0,
+                    logprobs: None,
+                    finish_reason,
+                }],
             }),
         };
         // Serialising these plain structs cannot fail.
@@ -125,14 +143,20 @@ impl Reply {
         let opening = stream::iter(reply.opening());
         let rest = stream::unfold((reply, Some(job)), |(reply, job)| async move {
             let mut job = job?;
-            let events = match job.next().await? {
-                Update::Progress(p) => return Some((progress_line(&p).map(|l| reply.text(l)).into_iter().collect(), (reply, Some(job)))),
+            match job.next().await? {
+                Update::Progress(p) => {
+                    let events: Vec<Bytes> = progress_line(&p)
+                        .map(|line| reply.text(line))
+                        .into_iter()
+                        .collect();
+                    Some((events, (reply, Some(job))))
+                }
                 Update::Finished(outcome) => {
                     log_outcome(&outcome);
-                    reply.closing(&outcome)
+                    let events = reply.closing(&outcome);
+                    Some((events, (reply, None)))
                 }
-            };
-            Some((events, (reply, None)))
+            }
         })
         .flat_map(stream::iter::<Vec<Bytes>>);
         let body = Body::from_stream(opening.chain(rest).map(Ok::<_, Infallible>));
@@ -157,7 +181,10 @@ impl Reply {
         log_outcome(&outcome);
         text.push_str(THINK_CLOSE);
         text.push_str(&visible_text(&outcome));
-        let usage = outcome.as_ref().map(|a| Usage::from(a.usage)).unwrap_or_default();
+        let usage = outcome
+            .as_ref()
+            .map(|a| Usage::from(a.usage))
+            .unwrap_or_default();
         (text, usage)
     }
 
@@ -169,7 +196,14 @@ impl Reply {
             object: "chat.completion",
             created: self.created,
             model: self.model,
-            choices: vec![ChatChoice { index: 0, message: AssistantMessage { role: "assistant", content }, finish_reason: "stop" }],
+            choices: vec![ChatChoice {
+                index: 0,
+                message: AssistantMessage {
+                    role: "assistant",
+                    content,
+                },
+                finish_reason: "stop",
+            }],
             usage,
         }
     }
@@ -182,7 +216,12 @@ impl Reply {
             object: "text_completion",
             created: self.created,
             model: self.model,
-            choices: vec![TextChoice { text, index: 0, logprobs: None, finish_reason: Some("stop") }],
+            choices: vec![TextChoice {
+                text,
+                index: 0,
+                logprobs: None,
+                finish_reason: Some("stop"),
+            }],
             usage,
         }
     }

@@ -23,9 +23,12 @@ impl MessageContent {
     pub fn text(&self) -> String {
         match self {
             MessageContent::Text(s) => s.clone(),
-            MessageContent::Parts(parts) => {
-                parts.iter().filter(|p| p.kind == "text").filter_map(|p| p.text.as_deref()).collect::<Vec<_>>().join("\n")
-            }
+            MessageContent::Parts(parts) => parts
+                .iter()
+                .filter(|p| p.kind == "text")
+                .filter_map(|p| p.text.as_deref())
+                .collect::<Vec<_>>()
+                .join("\n"),
         }
     }
 }
@@ -103,12 +106,20 @@ fn message_content(m: &mut Fields<'_>) -> MessageContent {
                 .iter()
                 .filter_map(|p| {
                     let kind = p.get("type")?.as_str()?.to_string();
-                    Some(ContentPart { kind, text: p.get("text").and_then(Value::as_str).map(str::to_string) })
+                    Some(ContentPart {
+                        kind,
+                        text: p.get("text").and_then(Value::as_str).map(str::to_string),
+                    })
                 })
                 .collect(),
         ),
         Some(other) => {
-            m.error("string_type", "content", "Input should be a valid string", other.clone());
+            m.error(
+                "string_type",
+                "content",
+                "Input should be a valid string",
+                other.clone(),
+            );
             MessageContent::Text(String::new())
         }
     }
@@ -117,12 +128,19 @@ fn message_content(m: &mut Fields<'_>) -> MessageContent {
 impl ChatCompletionRequest {
     /// The texts of the user messages, in order.
     pub fn user_texts(&self) -> impl Iterator<Item = String> + '_ {
-        self.messages.iter().filter(|m| m.role == "user").map(|m| m.content.text())
+        self.messages
+            .iter()
+            .filter(|m| m.role == "user")
+            .map(|m| m.content.text())
     }
 
     /// The question: the last user message.
     pub fn question(&self) -> Option<String> {
-        self.messages.iter().rev().find(|m| m.role == "user").map(|m| m.content.text())
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| m.role == "user")
+            .map(|m| m.content.text())
     }
 }
 
@@ -153,17 +171,33 @@ impl FromJson for CompletionRequest {
                 Some(Value::String(s)) => s.clone(),
                 Some(other) => {
                     let loc = f.loc_of_item("prompt", 0);
-                    f.push(FieldError::new("string_type", loc, "Input should be a valid string", other.clone()));
+                    f.push(FieldError::new(
+                        "string_type",
+                        loc,
+                        "Input should be a valid string",
+                        other.clone(),
+                    ));
                     String::new()
                 }
                 None => {
-                    f.error("too_short", "prompt", "List should have at least 1 item after validation, not 0", Value::Array(vec![]));
+                    f.error(
+                        "too_short",
+                        "prompt",
+                        "List should have at least 1 item after validation, not 0",
+                        Value::Array(vec![]),
+                    );
                     String::new()
                 }
             },
             _ => f.required_string("prompt"),
         };
-        let request = Self { model, prompt, stream: f.optional_bool("stream"), temperature: None, max_tokens: None };
+        let request = Self {
+            model,
+            prompt,
+            stream: f.optional_bool("stream"),
+            temperature: None,
+            max_tokens: None,
+        };
         f.finish().map(|()| request)
     }
 }
@@ -203,7 +237,11 @@ pub struct Usage {
 
 impl From<TokenUsage> for Usage {
     fn from(u: TokenUsage) -> Self {
-        Self { prompt_tokens: u.input_tokens, completion_tokens: u.output_tokens, total_tokens: u.total() }
+        Self {
+            prompt_tokens: u.input_tokens,
+            completion_tokens: u.output_tokens,
+            total_tokens: u.total(),
+        }
     }
 }
 
