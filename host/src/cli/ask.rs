@@ -70,7 +70,8 @@ pub async fn run(args: AskArgs, settings: &PluginSettings) -> anyhow::Result<Exi
             }
         }
     });
-    let result = if args.generate_only { engine.generate(question, sink).await } else { engine.ask(question, sink).await };
+    let result =
+        if args.generate_only { engine.generate(question, sink).await } else { engine.ask(question, sink).await };
     // The sink was moved into the call and is gone now, so the printer drains and ends.
     let _ = printer.await;
     let answer = result?;
@@ -84,7 +85,12 @@ pub async fn run(args: AskArgs, settings: &PluginSettings) -> anyhow::Result<Exi
     if let Some(results) = &answer.results {
         println!("{}", text_table(&results.columns, &results.rows));
         let capped = if results.truncated { " (capped by the row limit)" } else { "" };
-        println!("({} row{}{capped}, {} ms)\n", results.row_count, if results.row_count == 1 { "" } else { "s" }, results.execution_time_ms);
+        println!(
+            "({} row{}{capped}, {} ms)\n",
+            results.row_count,
+            if results.row_count == 1 { "" } else { "s" },
+            results.execution_time_ms
+        );
     }
     if let Some(explanation) = &answer.explanation {
         println!("{explanation}");
@@ -106,15 +112,25 @@ pub async fn run(args: AskArgs, settings: &PluginSettings) -> anyhow::Result<Exi
 
 /// Columns padded to their widest cell, at most [`MAX_PRINTED_ROWS`] rows.
 fn text_table(columns: &[String], rows: &[Vec<Value>]) -> String {
-    let shown: Vec<Vec<String>> =
-        rows.iter().take(MAX_PRINTED_ROWS).map(|r| (0..columns.len()).map(|i| r.get(i).map(cell).unwrap_or_default()).collect()).collect();
+    let shown: Vec<Vec<String>> = rows
+        .iter()
+        .take(MAX_PRINTED_ROWS)
+        .map(|r| (0..columns.len()).map(|i| r.get(i).map(cell).unwrap_or_default()).collect())
+        .collect();
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()
         .map(|(i, c)| shown.iter().map(|r| r[i].chars().count()).chain([c.chars().count()]).max().unwrap_or(0))
         .collect();
     let line = |cells: &[String]| -> String {
-        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join(" | ").trim_end().to_string()
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+            .trim_end()
+            .to_string()
     };
     let mut out = vec![line(columns), widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("-+-")];
     out.extend(shown.iter().map(|r| line(r)));

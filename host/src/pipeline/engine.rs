@@ -2,15 +2,16 @@
 //! by every question (database pools, cached schemas, the metadata store), the typed errors, and
 //! the three entry points ([`Engine::ask`], [`Engine::generate`], [`Engine::evaluate`]).
 //!
-//! The stages themselves live in their own modules and are driven by [`super::run::run`].
+//! The stages themselves live in their own modules and are driven by `run::run`, one function
+//! that reads top to bottom.
 
 use std::sync::Arc;
 
 use crate::config::{ConfigFileError, PipelineSettings};
 use crate::db::{ConnectOptions, DatabaseUrl, DbError};
 use crate::llm::{ConfigError, LlmError, ProviderSpec, Secret};
-use crate::plugins::{CallError, PluginRegistry};
 use crate::plugins::capabilities::http::HttpClients;
+use crate::plugins::{CallError, PluginRegistry};
 use crate::schema::{PrivacyPolicy, SchemaCache};
 use crate::store::{Store, StoreError};
 
@@ -55,7 +56,8 @@ impl EngineConfig {
         let settings = PipelineSettings::load()?;
         let database = DatabaseUrl::from_env().map_err(EngineError::Database)?;
         let llm = ProviderSpec::from_env().map_err(|e| EngineError::Llm(e.into()))?;
-        let privacy = PrivacyPolicy { sensitive_column_patterns: settings.sensitive_columns.clone(), ..PrivacyPolicy::default() };
+        let privacy =
+            PrivacyPolicy { sensitive_column_patterns: settings.sensitive_columns.clone(), ..PrivacyPolicy::default() };
         Ok(Self { settings, database, llm, privacy, connect: ConnectOptions::default() })
     }
 }

@@ -7,7 +7,12 @@ use crate::schema::PrivacyPolicy;
 use super::answer::QueryResults;
 
 /// Run `sql` on `db` read-only under `opts`; values of sensitive columns come back masked.
-pub(crate) async fn execute(db: &Database, sql: &str, opts: &ExecOptions, privacy: &PrivacyPolicy) -> Result<QueryResults, DbError> {
+pub(crate) async fn execute(
+    db: &Database,
+    sql: &str,
+    opts: &ExecOptions,
+    privacy: &PrivacyPolicy,
+) -> Result<QueryResults, DbError> {
     let mut result = db.execute_read_only(sql, opts).await?;
     privacy.mask(&mut result);
     Ok(query_results(result))
@@ -42,6 +47,9 @@ mod tests {
             execution_time_ms: 4,
         };
         let r = query_results(rs);
-        assert_eq!((r.columns, r.column_types, r.row_count, r.truncated), (vec!["n".to_string()], vec!["INTEGER".to_string()], 2, true));
+        assert_eq!(
+            (r.columns, r.column_types, r.row_count, r.truncated),
+            (vec!["n".to_string()], vec!["INTEGER".to_string()], 2, true)
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The NL→SQL pipeline: one question in, a validated, executed and explained answer out.
 //!
-//! [`Engine`] is the entry point; [`run`] drives one question through the stages, each a module
-//! with a typed input and output: [`resolve`] (LLM, database, plugins), [`schema`] (introspect,
+//! [`Engine`] is the entry point; `run` drives one question through the stages, each a module
+//! with a typed input and output: `resolve` (LLM, database, plugins), `schema` (introspect,
 //! link, render), [`prompt`] (what the LLM reads), [`generate`] (one provider call, SQL
 //! [`extract`]ed from the answer), [`validate`] (the dialect plugin), [`execute`] (read-only),
 //! [`explain`] (the explainer plugin) and [`record`] (the session's turns). [`progress`] carries

@@ -57,7 +57,11 @@ pub(crate) async fn resolve(inner: &Inner, overrides: &Overrides, need_llm: bool
     let url = match overrides.database_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
         Some(raw) => DatabaseUrl::parse(raw).map_err(|e| EngineError::InvalidInput(e.to_string()))?,
         // `missing_database` has just checked that one is configured.
-        None => inner.config.database.clone().ok_or_else(|| EngineError::MissingConfiguration(vec![DATABASE_SETTING.into()]))?,
+        None => inner
+            .config
+            .database
+            .clone()
+            .ok_or_else(|| EngineError::MissingConfiguration(vec![DATABASE_SETTING.into()]))?,
     };
     let (db_key, db) = inner.databases.get(&url).await.map_err(EngineError::Database)?;
 
@@ -140,7 +144,8 @@ impl DatabasePools {
                 entry.0.clone()
             };
             let evicted = if slots.len() > MAX_DATABASE_POOLS {
-                let oldest = slots.iter().filter(|(k, _)| **k != key).min_by_key(|(_, (_, t))| *t).map(|(k, _)| k.clone());
+                let oldest =
+                    slots.iter().filter(|(k, _)| **k != key).min_by_key(|(_, (_, t))| *t).map(|(k, _)| k.clone());
                 oldest.and_then(|k| slots.remove(&k)).and_then(|(s, _)| s.get().cloned())
             } else {
                 None
@@ -170,7 +175,8 @@ mod tests {
         assert_eq!(missing_llm(&spec(&[]), &none), ["LLM_BASE_URL", "LLM_MODEL"]);
         assert_eq!(missing_llm(&spec(&[("LLM_BASE_URL", "http://x/v1")]), &none), ["LLM_MODEL"]);
         assert!(missing_llm(&spec(&[("LLM_BASE_URL", "http://x/v1"), ("LLM_MODEL", "m")]), &none).is_empty());
-        let over = Overrides { llm_base_url: Some("http://y/v1".into()), llm_model: Some("m".into()), ..Overrides::default() };
+        let over =
+            Overrides { llm_base_url: Some("http://y/v1".into()), llm_model: Some("m".into()), ..Overrides::default() };
         assert!(missing_llm(&spec(&[]), &over).is_empty(), "overrides complete the configuration");
         // A preset brings its own base URL and model.
         assert!(missing_llm(&spec(&[("LLM_PROVIDER", "openai")]), &none).is_empty());

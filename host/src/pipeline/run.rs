@@ -66,7 +66,15 @@ pub(crate) async fn run(inner: &Inner, q: Question, mode: Mode, progress: Progre
     // 2. Schema: cached per database and key.
     progress.stage(Stage::Schema, "Reading the database schema").await;
     let t = Instant::now();
-    let schema = load(&inner.schemas, &resolved.db, &resolved.db_key, q.schema_key.as_deref(), q.schema_examples, &inner.config.privacy).await?;
+    let schema = load(
+        &inner.schemas,
+        &resolved.db,
+        &resolved.db_key,
+        q.schema_key.as_deref(),
+        q.schema_examples,
+        &inner.config.privacy,
+    )
+    .await?;
     timings.add(Stage::Schema, t);
     still_wanted(&progress)?;
 
@@ -74,7 +82,10 @@ pub(crate) async fn run(inner: &Inner, q: Question, mode: Mode, progress: Progre
     let t = Instant::now();
     let linked = link_and_render(&schema, &q.question, settings.schema_token_budget, q.schema_examples);
     progress
-        .stage(Stage::Link, format!("Using {} of {} tables (~{} tokens)", linked.linked_tables, linked.total_tables, linked.tokens))
+        .stage(
+            Stage::Link,
+            format!("Using {} of {} tables (~{} tokens)", linked.linked_tables, linked.total_tables, linked.tokens),
+        )
         .await;
     timings.add(Stage::Link, t);
 
@@ -249,7 +260,12 @@ enum Source {
 
 impl AttemptLoop<'_> {
     /// Attempts until one is final or the retries are used up.
-    async fn run(&self, mut conversation: Vec<ChatMessage>, mode: Mode, timings: &mut Timings) -> Result<Outcome, EngineError> {
+    async fn run(
+        &self,
+        mut conversation: Vec<ChatMessage>,
+        mode: Mode,
+        timings: &mut Timings,
+    ) -> Result<Outcome, EngineError> {
         let generate_only = matches!(mode, Mode::GenerateOnly);
         let evaluating = matches!(mode, Mode::Evaluate { .. });
         let mut out = Outcome {
@@ -271,7 +287,18 @@ impl AttemptLoop<'_> {
 
         for number in 1..=total {
             still_wanted(self.progress)?;
-            let tried = self.attempt(number, total, source, &conversation, generate_only, evaluating, &mut out, timings).await?;
+            let tried = match self
+                .attempt(number, total, source, &conversation, generate_only, evaluating, &mut out, timings)
+                .await
+            {
+                Ok(tried) => tried,
+                // The model failed while checking an empty result: that result still stands.
+                Err(EngineError::Llm(e)) if empty.is_some() && !matches!(e, LlmError::Cancelled) => {
+                    tracing::warn!("the check of an empty result failed: {e}");
+                    return Ok(keep_first(out, empty));
+                }
+                Err(e) => return Err(e),
+            };
             let (failed_sql, failure) = match tried {
                 Tried::Accepted { sql, results } => {
                     let rows = results.as_ref().map(|r| r.row_count);
@@ -300,7 +327,11 @@ impl AttemptLoop<'_> {
                         return Ok(keep_first(out, empty));
                     }
                     if last || number == total {
-                        out.error = Some(if number > 1 { format!("No working query after {number} attempts. Last error: {detail}") } else { detail });
+                        out.error = Some(if number > 1 {
+                            format!("No working query after {number} attempts. Last error: {detail}")
+                        } else {
+                            detail
+                        });
                         return Ok(out);
                     }
                     if self.resolved.llm.is_none() {
@@ -365,7 +396,13 @@ impl AttemptLoop<'_> {
                     }
                     Err(e) => {
                         let detail = e.to_string();
-                        return Ok(Tried::Failed { sql: None, outcome: "no-sql", failure: Failure::NoSql(detail.clone()), detail, last: false });
+                        return Ok(Tried::Failed {
+                            sql: None,
+                            outcome: "no-sql",
+                            failure: Failure::NoSql(detail.clone()),
+                            detail,
+                            last: false,
+                        });
                     }
                 }
             }
@@ -382,7 +419,13 @@ impl AttemptLoop<'_> {
                 // Someone else's SQL refused for safety is not the model's to rewrite.
                 let last = given && evaluating && !only_parse_errors(&violations);
                 let detail = format!("The query was refused: {}", violations.join("; "));
-                return Ok(Tried::Failed { sql: Some(sql), outcome: "refused", failure: Failure::Refused(violations), detail, last });
+                return Ok(Tried::Failed {
+                    sql: Some(sql),
+                    outcome: "refused",
+                    failure: Failure::Refused(violations),
+                    detail,
+                    last,
+                });
             }
         };
         self.progress.send(Progress::Sql { attempt: number, sql: validated.clone() }).await;
@@ -401,7 +444,13 @@ impl AttemptLoop<'_> {
             Err(e) => {
                 let detail = e.to_string();
                 let last = !e.is_repairable();
-                Ok(Tried::Failed { sql: Some(validated), outcome: "database-error", failure: Failure::DatabaseError(detail.clone()), detail, last })
+                Ok(Tried::Failed {
+                    sql: Some(validated),
+                    outcome: "database-error",
+                    failure: Failure::DatabaseError(detail.clone()),
+                    detail,
+                    last,
+                })
             }
         }
     }
@@ -444,5 +493,9 @@ fn result_note(results: &QueryResults, rows: usize) -> String {
         .take(rows)
         .map(|row| row.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" | "))
         .collect();
-    format!("It returned {} rows with the columns ({columns}); the first ones:\n{}", results.row_count, shown.join("\n"))
+    format!(
+        "It returned {} rows with the columns ({columns}); the first ones:\n{}",
+        results.row_count,
+        shown.join("\n")
+    )
 }
