@@ -19,7 +19,7 @@ use support::{FakeServer, Reply};
 async fn a_provider_built_outside_the_tree_loads_from_the_plugins_folder_and_completes() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf();
     let example = root.join("examples/provider-template");
-    let target_dir = root.join("target/wasm-template");
+    let target_dir = root.join("target/wasm-examples");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])

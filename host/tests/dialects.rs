@@ -36,8 +36,13 @@ fn core_tests() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dialect-core/tests")
 }
 
+/// The built-ins; compiled components are cached across tests (compiling is slow in a debug build).
 async fn plugins() -> std::sync::Arc<PluginSet> {
-    let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-artifact-cache")),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
     PluginRegistry::load(runtime, None).await.current()
 }
 
@@ -57,7 +62,10 @@ async fn run_cases(set: &PluginSet, dialect: &str) -> (usize, Vec<String>) {
             allowed_tables: case.allowed_tables.clone(),
             denied_functions: case.denied_functions.clone().unwrap_or_default(),
         };
-        let verdict = plugin.validate(&case.sql, &policy).await.unwrap_or_else(|e| panic!("plugin failed on {:?}: {e}", case.sql));
+        let verdict = plugin
+            .validate(&case.sql, &policy)
+            .await
+            .unwrap_or_else(|e| panic!("plugin failed on {:?}: {e}", case.sql));
         let problem = match (case.expect.as_str(), &verdict) {
             ("accept", Ok(v)) => {
                 let mut p = Vec::new();
@@ -85,7 +93,10 @@ async fn run_cases(set: &PluginSet, dialect: &str) -> (usize, Vec<String>) {
             }
             ("refuse", Err(violations)) => match &case.code {
                 Some(code) if !violations.iter().any(|v| &v.code == code) => {
-                    format!("refused with {:?}, expected code {code}", violations.iter().map(|v| &v.code).collect::<Vec<_>>())
+                    format!(
+                        "refused with {:?}, expected code {code}",
+                        violations.iter().map(|v| &v.code).collect::<Vec<_>>()
+                    )
                 }
                 _ if violations.iter().any(|v| v.message.trim().is_empty()) => "a violation has no message".into(),
                 _ => String::new(),
@@ -127,7 +138,10 @@ async fn gold_accepted(dialect: &str, file: &str) {
     let allowed: Vec<String> = known_unparseable(file);
     let mut refused = Vec::new();
     for g in &gold {
-        let verdict = plugin.validate(&g.sql, &Policy { row_limit: Some(1000), allowed_tables: None, denied_functions: vec![] }).await.expect("call");
+        let verdict = plugin
+            .validate(&g.sql, &Policy { row_limit: Some(1000), allowed_tables: None, denied_functions: vec![] })
+            .await
+            .expect("call");
         if let Err(v) = verdict {
             let id = match &g.id {
                 serde_json::Value::String(s) => s.clone(),

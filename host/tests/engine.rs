@@ -34,7 +34,7 @@ async fn registry() -> Arc<PluginRegistry> {
     static REGISTRY: OnceCell<Arc<PluginRegistry>> = OnceCell::const_new();
     REGISTRY
         .get_or_init(|| async {
-            let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("engine-artifact-cache");
+            let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-artifact-cache");
             let runtime =
                 Runtime::new(RuntimeConfig { cache_dir: Some(cache), ..RuntimeConfig::default() }).expect("runtime");
             let registry = PluginRegistry::load(runtime, None).await;

@@ -6,7 +6,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use quarry::plugins::bindings::explainer::exports::quarry::plugin::explainer::{Column, ExplainInput, Explanation, Value};
+use quarry::plugins::bindings::explainer::exports::quarry::plugin::explainer::{
+    Column, ExplainInput, Explanation, Value,
+};
 use quarry::plugins::bindings::types::{Completion, CompletionRequest, FinishReason, ProviderError, Role};
 use quarry::plugins::capabilities::llm::{LlmBackend, LlmCapability, LlmFuture};
 use quarry::plugins::sandbox::Grants;
@@ -21,7 +23,11 @@ const MAX_PROMPT_ROWS: usize = 20;
 async fn builtins() -> Arc<PluginSet> {
     static SET: tokio::sync::OnceCell<Arc<PluginSet>> = tokio::sync::OnceCell::const_new();
     SET.get_or_init(|| async {
-        let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-artifact-cache")),
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime");
         PluginRegistry::load(runtime, None).await.current()
     })
     .await
@@ -119,7 +125,12 @@ async fn summary_states_counts_and_headline_numbers() {
 
     let months: Vec<Vec<Value>> =
         (1..=6).map(|m| vec![text(&format!("2024-{m:02}-01")), Value::Integer(m * 100)]).collect();
-    let out = explain(&summary, &input("Orders per month", vec![col("month", "date"), col("orders", "int8")], months), Grants::default()).await;
+    let out = explain(
+        &summary,
+        &input("Orders per month", vec![col("month", "date"), col("orders", "int8")], months),
+        Grants::default(),
+    )
+    .await;
     assert!(out.text.contains("The rows cover 2024-01-01 to 2024-06-01."), "{}", out.text);
     assert_eq!(out.chart.as_deref(), Some(r#"{"type":"line","x":"month","y":"orders"}"#));
 }
@@ -148,7 +159,8 @@ async fn summary_survives_awkward_and_large_inputs() {
     let rows: Vec<Vec<Value>> = (0..10_000)
         .map(|i| vec![text(&format!("store {i}")), Value::Integer(i % 1000), Value::Float(i as f64 / 3.0)])
         .collect();
-    let mut big = input("Orders per store", vec![col("store", "text"), col("orders", "int8"), col("avg_basket", "float8")], rows);
+    let mut big =
+        input("Orders per store", vec![col("store", "text"), col("orders", "int8"), col("avg_basket", "float8")], rows);
     big.row_count = 250_000;
     big.truncated = true;
     // The plugin's own 2 s deadline is the time limit that matters here; this shows the margin.
@@ -179,14 +191,16 @@ async fn llm_summary_sends_a_capped_prompt_and_returns_the_completion() {
     assert!(matches!(req.messages.first().map(|m| &m.role), Some(Role::System)));
     let system = &req.messages[0].content;
     assert!(system.contains("2 to 4") && system.contains("same language as the question"), "{system}");
-    let user: String = req.messages.iter().filter(|m| matches!(m.role, Role::User)).map(|m| m.content.as_str()).collect();
+    let user: String =
+        req.messages.iter().filter(|m| matches!(m.role, Role::User)).map(|m| m.content.as_str()).collect();
     assert!(user.contains("What is the revenue by region?"), "{user}");
     assert!(user.contains("region (text)") && user.contains("revenue (numeric)"), "{user}");
     assert!(user.contains("North,5000.50"), "{user}");
     assert!(prompt_bytes(req) <= MAX_PROMPT_BYTES);
 
     // A big result still makes a small prompt.
-    let (backend, seen) = scripted(Ok(Completion { text: "Many notes.".into(), finish: FinishReason::Stop, usage: None, model: None }));
+    let (backend, seen) =
+        scripted(Ok(Completion { text: "Many notes.".into(), finish: FinishReason::Stop, usage: None, model: None }));
     let rows: Vec<Vec<Value>> = (0..5000).map(|i| vec![Value::Integer(i), text(&"note ".repeat(100))]).collect();
     let big = input("Show all notes", vec![col("id", "int8"), col("note", "text")], rows);
     assert_eq!(explain(&llm, &big, with_llm(backend)).await.text, "Many notes.");

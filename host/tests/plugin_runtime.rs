@@ -28,7 +28,11 @@ fn stage(plugins_dir: &Path, crate_dir: &str, name: &str) -> PathBuf {
 }
 
 async fn registry_with(plugins_dir: &Path) -> Arc<PluginRegistry> {
-    let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-artifact-cache")),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
     PluginRegistry::load(runtime, Some(plugins_dir.to_path_buf())).await
 }
 
@@ -125,10 +129,14 @@ async fn broken_and_incompatible_plugins_are_reported_and_skipped() {
     rewrite_manifest(&junk, |m| m.replace("name = \"misbehaving\"", "name = \"junk\""));
     // A manifest that asks for a WIT version this host does not have.
     let newer = stage(plugins, "misbehaving-dialect", "newer");
-    rewrite_manifest(&newer, |m| m.replace("name = \"misbehaving\"", "name = \"newer\"").replace("wit = \"0.1\"", "wit = \"0.7\""));
+    rewrite_manifest(&newer, |m| {
+        m.replace("name = \"misbehaving\"", "name = \"newer\"").replace("wit = \"0.1\"", "wit = \"0.7\"")
+    });
     // A dialect component whose manifest claims to be a provider.
     let liar = stage(plugins, "misbehaving-dialect", "liar");
-    rewrite_manifest(&liar, |m| m.replace("name = \"misbehaving\"", "name = \"liar\"").replace("sql-dialect", "llm-provider"));
+    rewrite_manifest(&liar, |m| {
+        m.replace("name = \"misbehaving\"", "name = \"liar\"").replace("sql-dialect", "llm-provider")
+    });
     // A second plugin called like a built-in.
     let twin = stage(plugins, "misbehaving-dialect", "twin");
     rewrite_manifest(&twin, |m| m.replace("name = \"misbehaving\"", "name = \"postgres\""));
@@ -152,7 +160,10 @@ async fn broken_and_incompatible_plugins_are_reported_and_skipped() {
     assert!(find("`postgres` (sql-dialect) is defined twice"), "{problems:#?}");
     assert!(find("`pinned`: sha256 mismatch"), "{problems:#?}");
     assert_eq!(problems.len(), 6, "{problems:#?}");
-    assert!(matches!(set.problems.iter().find(|p| p.to_string().contains("liar")), Some(LoadError::Incompatible { .. })));
+    assert!(matches!(
+        set.problems.iter().find(|p| p.to_string().contains("liar")),
+        Some(LoadError::Incompatible { .. })
+    ));
     assert!(set.dialect("misbehaving").is_some());
     assert!(set.dialect("postgres").is_some_and(|p| p.plugin().source.to_string() == "built-in"));
     for name in ["future", "junk", "newer", "liar", "pinned"] {
@@ -213,7 +224,12 @@ async fn compiled_components_are_cached_on_disk() {
         std::fs::write(&tmp, b"garbage").expect("corrupt");
         std::fs::rename(&tmp, &path).expect("replace");
     }
-    let third = PluginRegistry::load(Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().join("artifacts")), ..RuntimeConfig::default() }).expect("runtime"), None).await;
+    let third = PluginRegistry::load(
+        Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().join("artifacts")), ..RuntimeConfig::default() })
+            .expect("runtime"),
+        None,
+    )
+    .await;
     let p = third.current().dialect("postgres").expect("postgres");
     assert_eq!(p.plugin().provenance, Provenance::Compiled);
     assert!(third.current().problems.is_empty());

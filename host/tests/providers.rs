@@ -41,7 +41,7 @@ async fn registry() -> Arc<PluginRegistry> {
             let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/test-plugins/rogue-provider");
             std::fs::copy(src.join("plugin.toml"), dest.join("plugin.toml")).expect("manifest");
             std::fs::copy(Path::new(ARTIFACTS).join("quarry_test_rogue_provider.wasm"), dest.join("rogue.wasm")).expect("component");
-            let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("provider-artifact-cache");
+            let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-artifact-cache");
             let runtime = Runtime::new(RuntimeConfig { cache_dir: Some(cache), ..RuntimeConfig::default() }).expect("runtime");
             let registry = PluginRegistry::load(runtime, Some(dir.clone())).await;
             let set = registry.current();
