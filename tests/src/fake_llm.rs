@@ -73,7 +73,9 @@ impl LlmCall {
             .as_array()
             .map(|ms| {
                 ms.iter()
-                    .map(|m| (m["role"].as_str().unwrap_or("").to_string(), m["content"].as_str().unwrap_or("").to_string()))
+                    .map(|m| {
+                        (m["role"].as_str().unwrap_or("").to_string(), m["content"].as_str().unwrap_or("").to_string())
+                    })
                     .collect()
             })
             .unwrap_or_default()

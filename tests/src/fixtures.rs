@@ -146,7 +146,8 @@ impl Fixture {
         let dir = tempfile::Builder::new().prefix("quarry-e2e-db-").tempdir().expect("a temporary folder");
         let path = dir.path().join("shop.db");
         // A rollback journal, not WAL: a read-only reader of a WAL database needs its -shm file.
-        let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true).journal_mode(SqliteJournalMode::Delete);
+        let options =
+            SqliteConnectOptions::new().filename(&path).create_if_missing(true).journal_mode(SqliteJournalMode::Delete);
         let pool = SqlitePool::connect_with(options).await.expect("create the SQLite fixture");
         Self {
             backend: Backend::Sqlite,
@@ -160,7 +161,9 @@ impl Fixture {
 
     async fn postgres(admin_url: &str, suffix: &str, read_only_user: bool) -> Self {
         let database = format!("qe2e_{suffix}");
-        let admin = PgPool::connect(admin_url).await.unwrap_or_else(|e| panic!("cannot connect to QUARRY_TEST_POSTGRES_URL: {e}"));
+        let admin = PgPool::connect(admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to QUARRY_TEST_POSTGRES_URL: {e}"));
         exec(&admin, &format!("CREATE DATABASE {database}")).await;
         let (role, password) = if read_only_user {
             let role = format!("{database}_reader");
@@ -186,7 +189,9 @@ impl Fixture {
 
     async fn mysql(admin_url: &str, suffix: &str, read_only_user: bool) -> Self {
         let database = format!("qe2e_{suffix}");
-        let admin = MySqlPool::connect(admin_url).await.unwrap_or_else(|e| panic!("cannot connect to QUARRY_TEST_MYSQL_URL: {e}"));
+        let admin = MySqlPool::connect(admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to QUARRY_TEST_MYSQL_URL: {e}"));
         exec(&admin, &format!("CREATE DATABASE {database} CHARACTER SET utf8mb4")).await;
         let (user, password) = if read_only_user {
             let user = format!("{database}_r");
@@ -215,17 +220,26 @@ impl Fixture {
         for statement in SCHEMA {
             self.execute(statement).await;
         }
-        let customers: Vec<String> = CUSTOMERS.iter().map(|(id, name, city)| format!("({id}, '{name}', '{city}')")).collect();
+        let customers: Vec<String> =
+            CUSTOMERS.iter().map(|(id, name, city)| format!("({id}, '{name}', '{city}')")).collect();
         self.execute(&format!("INSERT INTO customers (id, name, city) VALUES {}", customers.join(", "))).await;
-        let orders: Vec<String> =
-            ORDERS.iter().map(|(id, customer, total, status)| format!("({id}, {customer}, {total}, '{status}')")).collect();
-        self.execute(&format!("INSERT INTO orders (id, customer_id, total_cents, status) VALUES {}", orders.join(", "))).await;
+        let orders: Vec<String> = ORDERS
+            .iter()
+            .map(|(id, customer, total, status)| format!("({id}, {customer}, {total}, '{status}')"))
+            .collect();
+        self.execute(&format!(
+            "INSERT INTO orders (id, customer_id, total_cents, status) VALUES {}",
+            orders.join(", ")
+        ))
+        .await;
     }
 
     /// The statements that let the read-only role read (PostgreSQL grants per table).
     fn grant_statements(&self) -> Option<Vec<String>> {
         match &self.cleanup {
-            Cleanup::Postgres { role: Some(role), .. } => Some(vec![format!("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")]),
+            Cleanup::Postgres { role: Some(role), .. } => {
+                Some(vec![format!("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")])
+            }
             _ => None,
         }
     }
@@ -243,6 +257,21 @@ impl Fixture {
     /// The password in [`Fixture::server_url`], if any.
     pub fn password(&self) -> Option<&str> {
         self.password.as_deref()
+    }
+
+    /// SQL Query Engine's `POSTGRES_HOST`, `POSTGRES_PORT`, `POSTGRES_DB`, `POSTGRES_USER` and
+    /// `POSTGRES_PASSWORD` for [`Fixture::server_url`] (PostgreSQL only; an empty password when
+    /// the URL has none). The fixtures' user names and passwords need no URL escaping.
+    pub fn postgres_vars(&self) -> Vec<(&'static str, String)> {
+        assert_eq!(self.backend, Backend::Postgres, "POSTGRES_* variables describe a PostgreSQL database");
+        let url = url::Url::parse(&self.server_url).expect("the fixture's URL parses");
+        vec![
+            ("POSTGRES_HOST", url.host_str().unwrap_or("127.0.0.1").to_string()),
+            ("POSTGRES_PORT", url.port().unwrap_or(5432).to_string()),
+            ("POSTGRES_DB", url.path().trim_start_matches('/').to_string()),
+            ("POSTGRES_USER", url.username().to_string()),
+            ("POSTGRES_PASSWORD", url.password().unwrap_or_default().to_string()),
+        ]
     }
 
     /// Run a statement with full rights; panics on error.
@@ -271,7 +300,7 @@ impl Fixture {
         self.scalar(&format!("SELECT COUNT(*) FROM {table}")).await
     }
 
-    /// The SQLite file's path (SQLite only): the benchmark times queries on it directly.
+    /// A pool on the SQLite file (SQLite only): the benchmark times queries on it directly.
     pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
         match &self.pool {
             Pool::Sqlite(p) => Some(p),

@@ -21,13 +21,13 @@ pub mod sse;
 pub use fake_llm::{FakeLlm, LlmCall, fenced_answer, json_answer};
 pub use fixtures::{Backend, Fixture, PARIS_PLAN, PARIS_QUESTION, PARIS_SQL, int_of, paris_rows};
 pub use harness::{Harness, chat_id};
-pub use server::{HttpReply, Server, ServerBuilder};
+pub use server::{HttpReply, JsonBody, Server, ServerBuilder};
 
 /// Declare one `#[tokio::test]` per backend (`sqlite`, `postgres`, `mysql`) for each scenario: a
 /// module named after the scenario whose tests call `scenario(Backend::…)`. A scenario skips
 /// (and passes) when [`Fixture::create`] finds its backend not configured.
 ///
-/// ```ignore
+/// ```text
 /// async fn answers_on_the_first_try(backend: Backend) { /* … */ }
 /// quarry_e2e::on_every_backend!(answers_on_the_first_try);
 /// ```

@@ -81,8 +81,17 @@ pub fn binary_profile(bin: &Path) -> &'static str {
 
 fn locate_binary() -> Result<PathBuf, String> {
     if let Some(bin) = std::env::var_os("QUARRY_BIN").filter(|b| !b.is_empty()) {
+        // Cargo runs tests and benchmarks in this crate's folder: a relative path may also be
+        // meant from the workspace root, where the command was typed.
         let bin = PathBuf::from(bin);
-        return if bin.is_file() { Ok(bin) } else { Err(format!("QUARRY_BIN={} is not a file", bin.display())) };
+        let from_root = workspace_root().join(&bin);
+        return if bin.is_file() {
+            Ok(bin)
+        } else if from_root.is_file() {
+            Ok(from_root)
+        } else {
+            Err(format!("QUARRY_BIN={} is not a file", bin.display()))
+        };
     }
     let bin = target_dir().join("debug").join(format!("quarry{}", std::env::consts::EXE_SUFFIX));
     if std::env::var_os("QUARRY_E2E_NO_BUILD").is_none() {
@@ -91,7 +100,9 @@ fn locate_binary() -> Result<PathBuf, String> {
             .args(["build", "-p", "quarry", "--bin", "quarry"])
             .current_dir(workspace_root())
             .output()
-            .map_err(|e| format!("cannot run cargo to build the server ({e}); run `cargo build -p quarry` or set QUARRY_BIN"))?;
+            .map_err(|e| {
+                format!("cannot run cargo to build the server ({e}); run `cargo build -p quarry` or set QUARRY_BIN")
+            })?;
         if !output.status.success() {
             return Err(format!(
                 "`cargo build -p quarry --bin quarry` failed; fix the build or set QUARRY_BIN:\n{}",
@@ -130,23 +141,23 @@ impl ServerBuilder {
     /// 127.0.0.1 on a free port, logging at `info` (`debug` for Quarry itself).
     pub fn new() -> Self {
         let name = std::thread::current().name().unwrap_or("server").replace(|c: char| !c.is_ascii_alphanumeric(), "_");
-        let env = [
-            ("SERVER_HOST", "127.0.0.1"),
-            ("SERVER_PORT", "0"),
-            ("RUST_LOG", "info,quarry=debug"),
-            ("NO_COLOR", "1"),
-            ("LLM_PROVIDER", "openai"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        let env =
+            [("SERVER_HOST", "127.0.0.1"), ("SERVER_PORT", "0"), ("RUST_LOG", "info,quarry=debug"), ("NO_COLOR", "1")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         Self { name, env }
     }
 
-    /// Use `llm` as the model: `LLM_BASE_URL`, `LLM_MODEL` and `LLM_API_KEY` (the
-    /// [`DEFAULT_LLM_KEY`] unless set otherwise later).
+    /// Use `llm` as the model: `LLM_PROVIDER=openai`, `LLM_BASE_URL`, `LLM_MODEL` and
+    /// `LLM_API_KEY` (the [`DEFAULT_LLM_KEY`] unless set otherwise later). A server started
+    /// without this has no model configured at all (no provider preset either, whose default
+    /// base URL would be a real API).
     pub fn llm(self, llm: &FakeLlm) -> Self {
-        self.env("LLM_BASE_URL", &llm.base_url()).env("LLM_MODEL", LLM_MODEL).env("LLM_API_KEY", DEFAULT_LLM_KEY)
+        self.env("LLM_PROVIDER", "openai")
+            .env("LLM_BASE_URL", &llm.base_url())
+            .env("LLM_MODEL", LLM_MODEL)
+            .env("LLM_API_KEY", DEFAULT_LLM_KEY)
     }
 
     /// Query `db`: `QUARRY_DATABASE_URL`.
@@ -185,7 +196,8 @@ impl ServerBuilder {
         let data_dir = tempfile::Builder::new().prefix("quarry-e2e-").tempdir().expect("create a data folder");
         let logs = target_dir().join("e2e-logs");
         std::fs::create_dir_all(&logs).expect("create target/e2e-logs");
-        let stderr_path = logs.join(format!("{}-{}.stderr", self.name, &uuid::Uuid::new_v4().simple().to_string()[..8]));
+        let stderr_path =
+            logs.join(format!("{}-{}.stderr", self.name, &uuid::Uuid::new_v4().simple().to_string()[..8]));
         let stderr = std::fs::File::create(&stderr_path).expect("create the server's stderr file");
         let cache = plugin_cache_dir();
         std::fs::create_dir_all(&cache).expect("create the plugin cache folder");
@@ -225,7 +237,8 @@ impl ServerBuilder {
             let _ = tx.send(first);
             for _ in lines {}
         });
-        let ready = tokio::task::spawn_blocking(move || rx.recv_timeout(READY_TIMEOUT)).await.expect("waiting for the server");
+        let ready =
+            tokio::task::spawn_blocking(move || rx.recv_timeout(READY_TIMEOUT)).await.expect("waiting for the server");
         let base_url = match ready {
             Ok(Ok(url)) => url,
             failed => {
@@ -265,6 +278,20 @@ impl Drop for Server {
         if std::thread::panicking() {
             eprintln!("quarry's stderr is kept in {}", self.stderr_path.display());
         }
+    }
+}
+
+/// A JSON request body, without reqwest's `json` feature: the support asks for no feature the
+/// server's own crate does not use, so building the server from here (`cargo build -p quarry`)
+/// and from `cargo test --workspace` produce the same binary instead of rebuilding each other's.
+pub trait JsonBody {
+    /// Send `body` as `application/json`.
+    fn json_body(self, body: &Value) -> Self;
+}
+
+impl JsonBody for reqwest::RequestBuilder {
+    fn json_body(self, body: &Value) -> Self {
+        self.header("content-type", "application/json").body(body.to_string())
     }
 }
 
@@ -331,7 +358,7 @@ impl Server {
 
     /// `POST path` with a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> HttpReply {
-        self.send(self.http.post(self.url(path)).json(body)).await
+        self.send(self.http.post(self.url(path)).json_body(body)).await
     }
 
     /// `POST /inference/{route}/{chat_id}` (SQL Query Engine's routes: `sqlQueryEngine`,

@@ -91,7 +91,8 @@ mod tests {
 
     #[test]
     fn events_split_anywhere_come_out_whole() {
-        let body = "data: {\"a\":\"é\"}\r\n\r\n: keep-alive\n\ndata: one\ndata: two\n\nevent: x\ndata: [DONE]\n\n".as_bytes();
+        let body =
+            "data: {\"a\":\"é\"}\r\n\r\n: keep-alive\n\ndata: one\ndata: two\n\nevent: x\ndata: [DONE]\n\n".as_bytes();
         for cut in 1..body.len() {
             let mut p = Parser::default();
             let mut events = p.feed(&body[..cut]);
