@@ -64,6 +64,13 @@ def test_chat_not_streamed():
     check_answer(reply.choices[0].message.content, "chat")
 
 
+def test_chat_without_stream_field_is_one_json_reply():
+    # The SDK leaves `stream` out unless asked; it must still get one chat.completion back.
+    reply = client().chat.completions.create(model=MODEL, messages=[{"role": "user", "content": QUESTION}])
+    assert reply.object == "chat.completion", reply
+    check_answer(reply.choices[0].message.content, "chat without stream field")
+
+
 def test_chat_streamed():
     stream = client().chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": QUESTION}], stream=True

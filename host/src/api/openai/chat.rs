@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::http::header::ACCEPT;
 use axum::response::{IntoResponse, Response};
 
 use super::error::{OpenAiError, OpenAiErrorBody};
@@ -34,16 +36,13 @@ use crate::api::validation::{Checked, ValidationErrorBody};
 )]
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     Checked(request): Checked<ChatCompletionRequest>,
 ) -> Result<Response, OpenAiError> {
     ensure_configured(&state)?;
+    let stream = request.stream.unwrap_or_else(|| !accepts_only_json(&headers));
     let question = request.question().ok_or(OpenAiError::NoUserMessage)?;
-    let chat_id = match request
-        .chat_id
-        .as_deref()
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-    {
+    let chat_id = match request.chat_id.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
         Some(id) => id.to_string(),
         None => {
             let texts: Vec<String> = request.user_texts().collect();
@@ -51,16 +50,46 @@ pub async fn chat_completions(
                 .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
         }
     };
-    tracing::info!(
-        chat_id,
-        stream = request.stream.unwrap_or(true),
-        "chat/completions"
-    );
+    tracing::info!(chat_id, stream, "chat/completions");
     let job = start(&state, chat_id, question);
     let reply = Reply::new(Flavor::Chat, &state.settings.model_name);
-    if request.stream.unwrap_or(true) {
-        Ok(reply.stream(job))
-    } else {
-        Ok(Json(reply.chat_completion(job).await).into_response())
+    if stream { Ok(reply.stream(job)) } else { Ok(Json(reply.chat_completion(job).await).into_response()) }
+}
+
+/// Whether the client said it can read only JSON. Without a `stream` field the reply streams (SQL
+/// Query Engine's default), except for such clients: the OpenAI SDKs leave `stream` out when they
+/// want one JSON object, and send `Accept: application/json`. curl (`*/*`) and browsers stream.
+fn accepts_only_json(headers: &HeaderMap) -> bool {
+    let accepted: Vec<&str> = headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|item| item.split(';').next().unwrap_or("").trim())
+        .filter(|media| !media.is_empty())
+        .collect();
+    !accepted.is_empty() && accepted.iter().all(|media| media.eq_ignore_ascii_case("application/json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(ACCEPT, v.parse().expect("header value"));
+        }
+        headers
+    }
+
+    #[test]
+    fn only_a_json_only_accept_header_turns_the_default_stream_off() {
+        assert!(accepts_only_json(&accept(&["application/json"])));
+        assert!(accepts_only_json(&accept(&["Application/JSON; charset=utf-8"])));
+        assert!(!accepts_only_json(&accept(&[])));
+        assert!(!accepts_only_json(&accept(&["*/*"])));
+        assert!(!accepts_only_json(&accept(&["text/event-stream"])));
+        assert!(!accepts_only_json(&accept(&["application/json, text/event-stream"])));
     }
 }
