@@ -57,17 +57,23 @@ impl DialectPlugin {
             .await
     }
 
-    /// Dialect notes for the LLM prompt.
+    /// Dialect notes for the LLM prompt, asked of the plugin once per load (a failed call is
+    /// not remembered, so the next question asks again).
     pub async fn prompt_guidance(&self) -> Result<String, CallError> {
-        let pre = self.pre().clone();
-        self.runtime
-            .call(self.name(), self.plugin.manifest.limits, Grants::default(), move |store| {
-                Box::pin(async move {
-                    let b = pre.instantiate_async(&mut *store).await?;
-                    b.quarry_plugin_dialect().call_prompt_guidance(&mut *store).await
+        let guidance = self
+            .plugin
+            .guidance
+            .get_or_try_init(|| {
+                let pre = self.pre().clone();
+                self.runtime.call(self.name(), self.plugin.manifest.limits, Grants::default(), move |store| {
+                    Box::pin(async move {
+                        let b = pre.instantiate_async(&mut *store).await?;
+                        b.quarry_plugin_dialect().call_prompt_guidance(&mut *store).await
+                    })
                 })
             })
-            .await
+            .await?;
+        Ok(guidance.clone())
     }
 
     /// Check `sql` against `policy`: `Ok(Ok(validated))` to run it, `Ok(Err(violations))` to

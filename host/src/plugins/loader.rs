@@ -58,6 +58,9 @@ pub struct LoadedPlugin {
     /// Whether it was compiled now or loaded from the artifact cache.
     pub provenance: Provenance,
     pub(crate) linked: Linked,
+    /// A dialect's `prompt-guidance()`, asked once per loaded component: it is the same text
+    /// for every question, and a fresh instance per call would otherwise pay for it each time.
+    pub(crate) guidance: tokio::sync::OnceCell<String>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -97,7 +100,7 @@ pub fn load(runtime: &Runtime, manifest: Manifest, bytes: &[u8], source: Source)
                 .map_err(link_err)?,
         ),
     };
-    Ok(LoadedPlugin { manifest, source, sha256, wit_version, provenance, linked })
+    Ok(LoadedPlugin { manifest, source, sha256, wit_version, provenance, linked, guidance: Default::default() })
 }
 
 /// Find the `quarry:plugin/<interface>@x.y.z` export, check it is the manifest's kind and a WIT
