@@ -51,25 +51,13 @@ impl FromJson for QueryEngineRequest {
 
 impl QueryEngineRequest {
     /// The question for the engine, the server's defaults filling what the body left out.
-    pub fn question(
-        &self,
-        chat_id: &str,
-        settings: &ServerSettings,
-        overrides: Overrides,
-    ) -> Question {
-        Question {
-            session_id: chat_id.to_string(),
-            question: self.base_prompt.clone(),
-            retry_count: self.retry_count.unwrap_or(settings.default_retry_count),
-            schema_examples: self
-                .schema_examples
-                .unwrap_or(settings.default_schema_examples),
-            feedback_examples: self
-                .feedback_examples
-                .unwrap_or(settings.default_feedback_examples),
-            schema_key: self.schema_description_key.clone(),
-            overrides,
-        }
+    pub fn question(&self, chat_id: &str, settings: &ServerSettings, overrides: Overrides) -> Question {
+        let given = Counts {
+            retry: self.retry_count,
+            schema_examples: self.schema_examples,
+            feedback_examples: self.feedback_examples,
+        };
+        question(chat_id, &self.base_prompt, &self.schema_description_key, given, settings, overrides)
     }
 }
 
@@ -106,23 +94,9 @@ impl FromJson for QueryGenerationRequest {
 
 impl QueryGenerationRequest {
     /// The question for the engine, the server's defaults filling what the body left out.
-    pub fn question(
-        &self,
-        chat_id: &str,
-        settings: &ServerSettings,
-        overrides: Overrides,
-    ) -> Question {
-        Question {
-            session_id: chat_id.to_string(),
-            question: self.base_prompt.clone(),
-            retry_count: settings.default_retry_count,
-            schema_examples: self
-                .schema_examples
-                .unwrap_or(settings.default_schema_examples),
-            feedback_examples: settings.default_feedback_examples,
-            schema_key: self.schema_description_key.clone(),
-            overrides,
-        }
+    pub fn question(&self, chat_id: &str, settings: &ServerSettings, overrides: Overrides) -> Question {
+        let given = Counts { schema_examples: self.schema_examples, ..Counts::default() };
+        question(chat_id, &self.base_prompt, &self.schema_description_key, given, settings, overrides)
     }
 }
 
@@ -177,25 +151,42 @@ impl FromJson for QueryEvaluationRequest {
 
 impl QueryEvaluationRequest {
     /// The question for the engine, the server's defaults filling what the body left out.
-    pub fn question(
-        &self,
-        chat_id: &str,
-        settings: &ServerSettings,
-        overrides: Overrides,
-    ) -> Question {
-        Question {
-            session_id: chat_id.to_string(),
-            question: self.base_prompt.clone(),
-            retry_count: self.retry_count.unwrap_or(settings.default_retry_count),
-            schema_examples: self
-                .schema_examples
-                .unwrap_or(settings.default_schema_examples),
-            feedback_examples: self
-                .feedback_examples
-                .unwrap_or(settings.default_feedback_examples),
-            schema_key: self.schema_description_key.clone(),
-            overrides,
-        }
+    pub fn question(&self, chat_id: &str, settings: &ServerSettings, overrides: Overrides) -> Question {
+        let given = Counts {
+            retry: self.retry_count,
+            schema_examples: self.schema_examples,
+            feedback_examples: self.feedback_examples,
+        };
+        question(chat_id, &self.base_prompt, &self.schema_description_key, given, settings, overrides)
+    }
+}
+
+/// The counts a request body may set; `None` takes the server's default.
+#[derive(Default)]
+struct Counts {
+    retry: Option<u32>,
+    schema_examples: Option<u32>,
+    feedback_examples: Option<u32>,
+}
+
+/// The engine's question for one request: the body's counts where given, the server's
+/// `DEFAULT_*` settings for the rest.
+fn question(
+    chat_id: &str,
+    prompt: &str,
+    schema_key: &Option<String>,
+    given: Counts,
+    settings: &ServerSettings,
+    overrides: Overrides,
+) -> Question {
+    Question {
+        session_id: chat_id.to_string(),
+        question: prompt.to_string(),
+        retry_count: given.retry.unwrap_or(settings.default_retry_count),
+        schema_examples: given.schema_examples.unwrap_or(settings.default_schema_examples),
+        feedback_examples: given.feedback_examples.unwrap_or(settings.default_feedback_examples),
+        schema_key: schema_key.clone(),
+        overrides,
     }
 }
 
