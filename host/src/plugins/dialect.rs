@@ -2,11 +2,12 @@
 //! what comes back.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::bindings::dialect::exports::quarry::plugin::dialect::{Policy, StatementKind, Validated, Violation};
 use super::bindings::types::PluginInfo;
 use super::error::CallError;
-use super::loader::{LoadedPlugin, Linked};
+use super::loader::{Linked, LoadedPlugin};
 use super::runtime::Runtime;
 use super::sandbox::Grants;
 
@@ -101,10 +102,48 @@ impl DialectPlugin {
         self.check_verdict(verdict)
     }
 
+    /// Time one `validate` call phase by phase, for `quarry bench plugins --breakdown`. Unlike a
+    /// real call, the instance is called twice (plus once more with a trivial call): the second
+    /// `validate` shows what the guest costs once its memory, allocator and statics are warm, so
+    /// the difference to the first one is the price of a fresh instance.
+    pub async fn measure_validate_phases(&self, sql: &str, policy: &Policy) -> Result<ValidatePhases, CallError> {
+        let pre = self.pre().clone();
+        let sql_owned = sql.to_string();
+        let policy = policy.clone();
+        let started = Instant::now();
+        let mut phases = self
+            .runtime
+            .call(self.name(), self.plugin.manifest.limits, Grants::default(), move |store| {
+                Box::pin(async move {
+                    let mut phases = ValidatePhases::default();
+                    let t = Instant::now();
+                    let b = pre.instantiate_async(&mut *store).await?;
+                    phases.instantiate = t.elapsed();
+                    let t = Instant::now();
+                    let _ = b.quarry_plugin_dialect().call_validate(&mut *store, &sql_owned, &policy).await?;
+                    phases.first_validate = t.elapsed();
+                    let t = Instant::now();
+                    let _ = b.quarry_plugin_dialect().call_validate(&mut *store, &sql_owned, &policy).await?;
+                    phases.second_validate = t.elapsed();
+                    let t = Instant::now();
+                    let _ = b.quarry_plugin_dialect().call_info(&mut *store).await?;
+                    phases.trivial_call = t.elapsed();
+                    Ok(phases)
+                })
+            })
+            .await?;
+        phases.total = started.elapsed();
+        Ok(phases)
+    }
+
     /// Refuse output the host cannot trust: an accepted statement must be non-empty SQL, and
     /// a refusal must say why.
-    fn check_verdict(&self, verdict: Result<Validated, Vec<Violation>>) -> Result<Result<Validated, Vec<Violation>>, CallError> {
-        let malformed = |detail: &str| CallError::Malformed { plugin: self.name().to_string(), detail: detail.to_string() };
+    fn check_verdict(
+        &self,
+        verdict: Result<Validated, Vec<Violation>>,
+    ) -> Result<Result<Validated, Vec<Violation>>, CallError> {
+        let malformed =
+            |detail: &str| CallError::Malformed { plugin: self.name().to_string(), detail: detail.to_string() };
         match &verdict {
             Ok(v) => {
                 if v.sql.trim().is_empty() {
@@ -128,6 +167,21 @@ impl DialectPlugin {
         }
         Ok(verdict)
     }
+}
+
+/// Where the time of one `validate` goes (see [`DialectPlugin::measure_validate_phases`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ValidatePhases {
+    /// The whole call through the runtime: admission, store, instantiation, the calls, drop.
+    pub total: Duration,
+    /// Instantiating the pre-linked component in the fresh store.
+    pub instantiate: Duration,
+    /// The first `validate` in the fresh instance (what a real call pays).
+    pub first_validate: Duration,
+    /// The same `validate` again in the same instance (warm memory, allocator and statics).
+    pub second_validate: Duration,
+    /// `info()` after that: a call with trivial arguments and a small result.
+    pub trivial_call: Duration,
 }
 
 /// The policy dialect plugins get when the caller has none: a row limit and nothing else.

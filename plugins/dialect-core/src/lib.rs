@@ -74,11 +74,18 @@
 //!   function that does not exist in PostgreSQL, so nothing good is lost).
 
 mod analyze;
+#[cfg(target_arch = "wasm32")]
+mod arena;
 mod limit;
 mod names;
 mod validate;
 
 pub use validate::validate;
+
+/// Each call runs in a fresh instance: allocate from a bump arena (see [`arena`]).
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: arena::BumpThenSystem = arena::BumpThenSystem;
 
 /// Quarry's `sql-dialect` world, generated from `wit/`.
 ///

@@ -23,10 +23,19 @@ pub(crate) fn name_parts(name: &ObjectName) -> Vec<String> {
 /// A pattern without a dot is compared with the last part only, so that schema-qualified calls
 /// (`pg_catalog.pg_sleep`) cannot slip through; a pattern with a dot with the whole dotted name.
 pub(crate) fn function_matches(pattern: &str, parts: &[String]) -> bool {
-    let pattern = pattern.trim().to_lowercase();
+    let pattern = pattern.trim();
     if pattern.is_empty() {
         return false;
     }
+    // Built-in deny-lists are lower-case ASCII already: lower-case only what needs it, since
+    // this runs for every deny-list entry and every function call in the query.
+    let lowered;
+    let pattern: &str = if pattern.is_ascii() && !pattern.bytes().any(|b| b.is_ascii_uppercase()) {
+        pattern
+    } else {
+        lowered = pattern.to_lowercase();
+        &lowered
+    };
     let full;
     let subject: &str = if pattern.contains('.') {
         full = parts.join(".");

@@ -379,8 +379,10 @@ fn check_tokens<D: Dialect>(tokens: &[TokenWithSpan]) -> Vec<Finding> {
     }
 
     for pair in significant.windows(2) {
-        if unquoted_word(pair[0]).as_deref() == Some("INTO")
-            && let Some(target @ ("OUTFILE" | "DUMPFILE")) = unquoted_word(pair[1]).as_deref()
+        if is_word(pair[0], "INTO")
+            && let Some(target) = ["OUTFILE", "DUMPFILE"]
+                .into_iter()
+                .find(|k| is_word(pair[1], k))
         {
             findings.push(finding(
                 "into-outfile",
@@ -418,11 +420,7 @@ fn check_tokens<D: Dialect>(tokens: &[TokenWithSpan]) -> Vec<Finding> {
 fn find_words(significant: &[&TokenWithSpan], words: &[&str]) -> Option<Location> {
     significant
         .windows(words.len())
-        .find(|w| {
-            w.iter()
-                .zip(words)
-                .all(|(t, k)| unquoted_word(t).as_deref() == Some(*k))
-        })
+        .find(|w| w.iter().zip(words).all(|(t, k)| is_word(t, k)))
         .map(|w| w[0].span.start)
 }
 
@@ -431,25 +429,7 @@ fn find_words(significant: &[&TokenWithSpan], words: &[&str]) -> Option<Location
 fn is_operator(token: &TokenWithSpan) -> bool {
     match &token.token {
         Token::Word(w) => {
-            w.quote_style.is_none()
-                && matches!(
-                    w.value.to_uppercase().as_str(),
-                    "AND"
-                        | "OR"
-                        | "XOR"
-                        | "NOT"
-                        | "IS"
-                        | "LIKE"
-                        | "ILIKE"
-                        | "IN"
-                        | "BETWEEN"
-                        | "COLLATE"
-                        | "AT"
-                        | "UNION"
-                        | "INTERSECT"
-                        | "EXCEPT"
-                        | "MINUS"
-                )
+            w.quote_style.is_none() && OPERATOR_WORDS.iter().any(|k| upper_eq(&w.value, k))
         }
         Token::Number(..)
         | Token::Char(_)
@@ -476,11 +456,50 @@ fn is_operator(token: &TokenWithSpan) -> bool {
     }
 }
 
+/// Keywords that link expressions or queries into a chain (see [`is_operator`]).
+const OPERATOR_WORDS: &[&str] = &[
+    "AND",
+    "OR",
+    "XOR",
+    "NOT",
+    "IS",
+    "LIKE",
+    "ILIKE",
+    "IN",
+    "BETWEEN",
+    "COLLATE",
+    "AT",
+    "UNION",
+    "INTERSECT",
+    "EXCEPT",
+    "MINUS",
+];
+
 /// The upper-cased text of an unquoted word token (quoted identifiers are names, not keywords).
 fn unquoted_word(token: &TokenWithSpan) -> Option<String> {
     match &token.token {
         Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_uppercase()),
         _ => None,
+    }
+}
+
+/// Whether `token` is the unquoted word `keyword` (given in upper case): the same answer as
+/// comparing [`unquoted_word`], without allocating. These checks run over every token several
+/// times per call, so they must not allocate.
+fn is_word(token: &TokenWithSpan, keyword: &str) -> bool {
+    match &token.token {
+        Token::Word(w) => w.quote_style.is_none() && upper_eq(&w.value, keyword),
+        _ => false,
+    }
+}
+
+/// `word.to_uppercase() == upper` for an upper-case `upper`. ASCII words (nearly all) compare
+/// in place; others take the Unicode path, because characters such as `ı` upper-case to ASCII.
+fn upper_eq(word: &str, upper: &str) -> bool {
+    if word.is_ascii() {
+        word.eq_ignore_ascii_case(upper)
+    } else {
+        word.to_uppercase() == upper
     }
 }
 
