@@ -6,12 +6,22 @@
 //! - [`store`]: the metadata store (chat sessions and their turns), SQLite or PostgreSQL;
 //! - [`cli`]: the `quarry` command line.
 
+pub mod answer_cache;
 pub mod api;
+pub mod app_settings;
+pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod db;
+pub mod demo;
+pub mod examples;
 pub mod llm;
 pub mod pipeline;
 pub mod plugins;
+pub mod providers;
 pub mod schema;
+pub mod secrets;
+pub mod semantic;
+pub mod shared_redis;
 pub mod store;

@@ -9,12 +9,14 @@
 //!   MariaDB/MySQL, isolated per test, and drops it afterwards.
 //! - [`harness`] puts the three together for one scenario.
 //! - [`sse`] parses `text/event-stream` bodies the way a real client does.
+//! - [`product`] signs in to the product API (`/api/v1`) and reads its chat answer streams.
 //!
 //! [`on_every_backend!`] turns one scenario function into one test per database backend.
 
 pub mod fake_llm;
 pub mod fixtures;
 pub mod harness;
+pub mod product;
 pub mod server;
 pub mod sse;
 

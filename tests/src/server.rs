@@ -128,6 +128,8 @@ pub fn tail(text: &str, n: usize) -> String {
 pub struct ServerBuilder {
     name: String,
     env: BTreeMap<String, String>,
+    /// A data folder the caller owns (kept after the server stops); `None`: a fresh temporary one.
+    data_dir: Option<PathBuf>,
 }
 
 impl Default for ServerBuilder {
@@ -142,11 +144,26 @@ impl ServerBuilder {
     pub fn new() -> Self {
         let name = std::thread::current().name().unwrap_or("server").replace(|c: char| !c.is_ascii_alphanumeric(), "_");
         let env =
-            [("SERVER_HOST", "127.0.0.1"), ("SERVER_PORT", "0"), ("RUST_LOG", "info,quarry=debug"), ("NO_COLOR", "1")]
+            [
+                ("SERVER_HOST", "127.0.0.1"),
+                ("SERVER_PORT", "0"),
+                ("RUST_LOG", "info,quarry=debug"),
+                ("NO_COLOR", "1"),
+                // Tests configure what they need; the zero-config defaults (demo database,
+                // offline model) have their own tests, which remove this.
+                ("QUARRY_ZERO_CONFIG", "0"),
+            ]
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-        Self { name, env }
+        Self { name, env, data_dir: None }
+    }
+
+    /// Use `dir` as the data folder (`QUARRY_DATA_DIR`) instead of a fresh temporary one. The
+    /// caller owns it, so it outlives the server: a second server on the same folder is a restart.
+    pub fn data_dir(mut self, dir: &Path) -> Self {
+        self.data_dir = Some(dir.to_path_buf());
+        self
     }
 
     /// Use `llm` as the model: `LLM_PROVIDER=openai`, `LLM_BASE_URL`, `LLM_MODEL` and
@@ -193,7 +210,14 @@ impl ServerBuilder {
     }
 
     async fn spawn(self, bin: &Path, slot: OwnedSemaphorePermit) -> Server {
-        let data_dir = tempfile::Builder::new().prefix("quarry-e2e-").tempdir().expect("create a data folder");
+        let (owned_dir, data_path) = match &self.data_dir {
+            Some(dir) => (None, dir.clone()),
+            None => {
+                let dir = tempfile::Builder::new().prefix("quarry-e2e-").tempdir().expect("create a data folder");
+                let path = dir.path().to_path_buf();
+                (Some(dir), path)
+            }
+        };
         let logs = target_dir().join("e2e-logs");
         std::fs::create_dir_all(&logs).expect("create target/e2e-logs");
         let stderr_path =
@@ -201,17 +225,17 @@ impl ServerBuilder {
         let stderr = std::fs::File::create(&stderr_path).expect("create the server's stderr file");
         let cache = plugin_cache_dir();
         std::fs::create_dir_all(&cache).expect("create the plugin cache folder");
-        let plugins_dir = data_dir.path().join("plugins.d");
+        let plugins_dir = data_path.join("plugins.d");
         std::fs::create_dir_all(&plugins_dir).expect("create an empty plugins folder");
 
         let mut cmd = Command::new(bin);
-        cmd.arg("serve").env_clear().current_dir(data_dir.path());
+        cmd.arg("serve").env_clear().current_dir(&data_path);
         for key in ["PATH", "HOME"] {
             if let Some(v) = std::env::var_os(key) {
                 cmd.env(key, v);
             }
         }
-        cmd.env("QUARRY_DATA_DIR", data_dir.path())
+        cmd.env("QUARRY_DATA_DIR", &data_path)
             .env("QUARRY_CACHE_DIR", &cache)
             .env("QUARRY_PLUGINS_DIR", &plugins_dir)
             .envs(&self.env)
@@ -257,7 +281,7 @@ impl ServerBuilder {
             }
         };
         let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("an HTTP client");
-        Server { child, base_url, stderr_path, _data_dir: data_dir, http, _slot: slot }
+        Server { child, base_url, stderr_path, data_path, _data_dir: owned_dir, http, _slot: slot }
     }
 }
 
@@ -266,7 +290,8 @@ pub struct Server {
     child: Child,
     base_url: String,
     stderr_path: PathBuf,
-    _data_dir: tempfile::TempDir,
+    data_path: PathBuf,
+    _data_dir: Option<tempfile::TempDir>,
     http: reqwest::Client,
     _slot: OwnedSemaphorePermit,
 }
@@ -370,6 +395,11 @@ impl Server {
     /// Everything the server wrote to stderr so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// The server's data folder (`QUARRY_DATA_DIR`).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_path
     }
 
     /// Where the server's stderr is written.

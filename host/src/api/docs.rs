@@ -54,7 +54,11 @@ impl Modify for BearerAuth {
     }
 }
 
-static SPEC: LazyLock<OpenApiSpec> = LazyLock::new(ApiDoc::openapi);
+static SPEC: LazyLock<OpenApiSpec> = LazyLock::new(|| {
+    let mut spec = ApiDoc::openapi();
+    super::v1::catalog::document(&mut spec);
+    spec
+});
 
 /// `/openapi.json` and `/docs`.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {

@@ -16,6 +16,7 @@ pub mod inference;
 pub mod job;
 pub mod openai;
 pub mod state;
+pub mod v1;
 pub mod validation;
 
 use std::future::Future;
@@ -43,6 +44,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(health::router())
         .merge(inference::router())
         .merge(openai::router(state.clone()))
+        .merge(v1::router())
         .merge(docs::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

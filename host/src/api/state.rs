@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::api::v1::state::Product;
 use crate::config::ServerSettings;
 use crate::pipeline::answer::Answer;
 use crate::pipeline::engine::{Engine, EngineError, Overrides, Question};
@@ -80,6 +81,8 @@ pub struct AppState {
     pub started: u64,
     /// `POSTGRES_*` as configured at start-up (see [`POSTGRES_VARS`]).
     pub postgres_env: HashMap<String, String>,
+    /// The product API's parts (`/api/v1`); `None` answers those routes with 503.
+    pub product: Option<Arc<Product>>,
 }
 
 impl AppState {
@@ -99,7 +102,14 @@ impl AppState {
             settings,
             started: unix_now(),
             postgres_env,
+            product: None,
         }
+    }
+
+    /// Serve the product API `/api/v1` with `product`.
+    pub fn with_product(mut self, product: Arc<Product>) -> Self {
+        self.product = Some(product);
+        self
     }
 
     /// Replace the `POSTGRES_*` variables (tests, embedding).

@@ -3,8 +3,12 @@
 //! - cold start: a new runtime compiling every built-in (empty artifact cache);
 //! - warm start: a new runtime loading the cached artifacts;
 //! - a fresh instance plus a trivial call (`info()`);
-//! - `validate` through the postgres plugin against `sqlparser` parse + print natively, on the
-//!   same 20 queries, and for the 3-join query alone.
+//! - the 3-join `validate` phase by phase: instantiation, the first call in the fresh instance,
+//!   a second call in the same instance (the difference is what a fresh instance costs), a
+//!   trivial call (the call and canonical-ABI floor), and the store's set-up and reset;
+//! - `validate` through the postgres plugin (or `--dialect`, possibly from `--plugins-dir`)
+//!   against `sqlparser` parse + print natively, on the same 20 queries, and for the 3-join
+//!   query alone.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -26,6 +30,16 @@ pub enum BenchCommand {
         /// Timed rounds per measurement.
         #[arg(long, default_value_t = 300)]
         rounds: usize,
+        /// Keep compiled artifacts in this directory instead of a scratch one, so that repeated
+        /// runs skip the (seconds long) compile; the "cold" start is then only cold the first time.
+        #[arg(long)]
+        cache_dir: Option<std::path::PathBuf>,
+        /// Also load the plugins in this folder (to compare a build of a dialect with the built-in).
+        #[arg(long)]
+        plugins_dir: Option<std::path::PathBuf>,
+        /// The dialect plugin to measure.
+        #[arg(long, default_value = "postgres")]
+        dialect: String,
     },
     /// What the provider plugin layer adds to a completion against a local instant server.
     Providers {
@@ -33,6 +47,8 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 300)]
         rounds: usize,
     },
+    /// Execution accuracy of the `offline` provider on the benchmark and demo question sets.
+    Offline(super::bench_offline::OfflineArgs),
 }
 
 /// The 3-join query the targets are stated for.
@@ -66,28 +82,37 @@ pub const QUERIES: [&str; 20] = [
 ];
 
 pub async fn run(cmd: BenchCommand, settings: &PluginSettings) -> anyhow::Result<ExitCode> {
-    let rounds = match cmd {
-        BenchCommand::Plugins { rounds } => rounds,
+    let (rounds, cache_dir, plugins_dir, dialect_name) = match cmd {
+        BenchCommand::Plugins { rounds, cache_dir, plugins_dir, dialect } => (rounds, cache_dir, plugins_dir, dialect),
         BenchCommand::Providers { rounds } => return super::bench_providers::run(rounds, settings).await,
+        BenchCommand::Offline(args) => return super::bench_offline::run(args, settings).await,
     };
     let rounds = rounds.max(10);
     let cache = tempfile::tempdir().context("creating a scratch artifact cache")?;
-    let config = RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()), ..RuntimeConfig::default() };
+    let cold_start = cache_dir.is_none();
+    let cache_dir = cache_dir.unwrap_or_else(|| cache.path().to_path_buf());
+    let config = RuntimeConfig { cache_dir: Some(cache_dir), ..RuntimeConfig::default() };
 
     let started = Instant::now();
-    let cold = PluginRegistry::load(Runtime::new(config.clone())?, None).await;
+    let cold = PluginRegistry::load(Runtime::new(config.clone())?, plugins_dir.clone()).await;
     let cold_time = started.elapsed();
     let started = Instant::now();
-    let warm = PluginRegistry::load(Runtime::new(config)?, None).await;
+    let warm = PluginRegistry::load(Runtime::new(config)?, plugins_dir).await;
     let warm_time = started.elapsed();
     drop(cold);
     let set = warm.current();
     let n = set.list().len();
     println!("plugin runtime start-up, {n} built-in plugins (pooling allocator: {})", warm.runtime().is_pooled());
-    println!("  cold (compile all)            {:>10.1} ms", ms(cold_time));
+    let cold_label = if cold_start { "cold (compile all)" } else { "first (--cache-dir given)" };
+    println!("  {cold_label:<28}  {:>10.1} ms", ms(cold_time));
     println!("  warm (cached artifacts)       {:>10.1} ms", ms(warm_time));
 
-    let dialect = set.dialect("postgres").context("the postgres dialect plugin did not load")?;
+    for problem in &set.problems {
+        println!("  load problem: {problem}");
+    }
+    let dialect =
+        set.dialect(&dialect_name).with_context(|| format!("no dialect plugin named {dialect_name} loaded"))?;
+    println!("measuring dialect plugin {dialect_name}");
     let policy = default_policy(Some(1000));
     for _ in 0..20 {
         dialect.info().await?;
@@ -100,6 +125,28 @@ pub async fn run(cmd: BenchCommand, settings: &PluginSettings) -> anyhow::Result
         info.push(t.elapsed());
     }
     println!("fresh instance + info() call     {}", stats(&mut info));
+
+    let mut phases: [Vec<Duration>; 5] = Default::default();
+    for _ in 0..rounds {
+        let p = dialect.measure_validate_phases(THREE_JOIN, &policy).await?;
+        let rest = p.total.saturating_sub(p.instantiate + p.first_validate + p.second_validate + p.trivial_call);
+        for (samples, d) in
+            phases.iter_mut().zip([p.instantiate, p.first_validate, p.second_validate, p.trivial_call, rest])
+        {
+            samples.push(d);
+        }
+    }
+    println!("3-join validate, phase by phase (one instance called 3 times; real calls never reuse one):");
+    let names = [
+        "instantiate",
+        "1st validate (fresh)",
+        "2nd validate (same inst.)",
+        "info() after that",
+        "store, admission, drop",
+    ];
+    for (name, samples) in names.iter().zip(phases.iter_mut()) {
+        println!("  {name:<28}  {}", stats(samples));
+    }
 
     let mut wasm3 = Vec::with_capacity(rounds);
     let mut native3 = Vec::with_capacity(rounds);

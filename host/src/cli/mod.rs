@@ -2,9 +2,12 @@
 
 mod ask;
 mod bench;
+mod bench_offline;
 mod bench_providers;
+mod first_run;
 mod llm;
 mod plugins;
+mod secrets;
 mod serve;
 mod sql;
 
@@ -59,6 +62,9 @@ enum Command {
     /// Measure Quarry's own overheads and print the numbers.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Manage the key that seals stored credentials (rotate it).
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
 }
 
 /// Run the parsed command; the exit code says whether it succeeded.
@@ -75,6 +81,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sql(cmd) => sql::run(cmd, &settings).await,
         Command::Llm(cmd) => llm::run(cmd, &settings).await,
         Command::Bench(cmd) => bench::run(cmd, &settings).await,
+        Command::Secrets(cmd) => secrets::run(cmd).await,
     }
 }
 
@@ -91,8 +98,19 @@ pub fn init_tracing(verbose: u8, serving: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Colour only on a terminal: log files and collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
+    // Reloadable, so the `log_level` setting can change the filter while the server runs.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_filter_reloading();
+    let handle = builder.reload_handle();
+    if builder.try_init().is_ok() {
+        crate::app_settings::log_level::install_reloader(Box::new(move |directive: &str| {
+            let filter = tracing_subscriber::EnvFilter::try_new(directive).map_err(|e| e.to_string())?;
+            handle.reload(filter).map_err(|e| e.to_string())
+        }));
+    }
 }
 
 /// Start the plugin runtime and load the built-ins plus the plugins folder.

@@ -16,8 +16,10 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::api::state::AppState;
+use crate::api::v1::state::Product;
 use crate::config::{PluginSettings, ServerSettings};
-use crate::pipeline::engine::{Engine, Overrides};
+use crate::pipeline::engine::{Engine, EngineConfig, Overrides};
+use crate::store::Store;
 use crate::plugins::{PluginRegistry, PluginSummary};
 
 /// Options of `quarry serve`; each overrides its environment variable.
@@ -44,9 +46,14 @@ pub async fn run(args: ServeArgs, plugin_settings: &PluginSettings) -> anyhow::R
     let registry = super::load_registry(plugin_settings).await?;
     let set = registry.current();
     tracing::info!("{} plugins loaded in {:?}", set.list().len(), set.load_time);
-    let engine = Engine::from_env(registry.clone())
-        .await
-        .context("cannot start the engine")?;
+    let mut config = EngineConfig::from_env().context("cannot start the engine")?;
+    let defaults = if super::first_run::enabled() {
+        super::first_run::fill_in(&mut config).await.context("cannot prepare the default database and provider")?
+    } else {
+        super::first_run::Defaults::default()
+    };
+    let store = Store::from_env(&config.settings.data_dir).await.context("cannot open the metadata store")?;
+    let engine = Engine::new(registry.clone(), config, store).await.context("cannot start the engine")?;
     let missing = engine.missing_configuration(&Overrides::default());
     if !missing.is_empty() {
         tracing::warn!(
@@ -70,8 +77,18 @@ pub async fn run(args: ServeArgs, plugin_settings: &PluginSettings) -> anyhow::R
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;
-    let state = Arc::new(AppState::new(Arc::new(engine), settings));
+    let data_dir = engine.config().settings.data_dir.clone();
+    let product = Product::from_env(engine.clone(), &data_dir)
+        .await
+        .context("cannot start the product API")?;
+    super::first_run::seed_records(&product.store, &product.cipher, &defaults, &engine.config().llm).await;
+    prune_answer_cache(&product).await;
+    let state = Arc::new(AppState::new(Arc::new(engine), settings).with_product(Arc::new(product)));
     announce(addr)?;
+    if defaults.demo.is_some() || defaults.provider.is_some() {
+        let shown = if addr.ip().is_unspecified() { format!("http://localhost:{}", addr.port()) } else { format!("http://{addr}") };
+        eprintln!("\n{}\n", super::first_run::banner(&shown, &defaults, &data_dir));
+    }
 
     tokio::spawn(reload_on_sighup(registry));
     crate::api::serve(listener, crate::api::router(state), shutdown_signal())
@@ -79,6 +96,22 @@ pub async fn run(args: ServeArgs, plugin_settings: &PluginSettings) -> anyhow::R
         .context("server failed")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Drop answer-cache entries older than the TTL (they are invisible already; this frees room).
+async fn prune_answer_cache(product: &Product) {
+    let ttl = match product.settings.current().await {
+        Ok(s) => (s.cache_ttl_secs > 0).then(|| std::time::Duration::from_secs(s.cache_ttl_secs)),
+        Err(e) => {
+            tracing::warn!("cannot read the settings to prune the answer cache: {e}");
+            return;
+        }
+    };
+    match product.cache.prune(ttl).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("pruned {n} expired answer-cache entries"),
+        Err(e) => tracing::warn!("cannot prune the answer cache: {e}"),
+    }
 }
 
 /// The one line on stdout.

@@ -58,6 +58,7 @@ pub const PRESETS: &[Preset] = &[
     Preset { name: "lmstudio", plugin: "openai", base_url: Some("http://localhost:1234/v1"), default_model: None, key_env: None, strip_suffixes: &[], description: "LM Studio's local server" },
     Preset { name: "vllm", plugin: "openai", base_url: Some("http://localhost:8000/v1"), default_model: None, key_env: None, strip_suffixes: &[], description: "a local vLLM server" },
     Preset { name: "anthropic", plugin: "anthropic", base_url: Some("https://api.anthropic.com"), default_model: Some("claude-sonnet-4-5"), key_env: Some("ANTHROPIC_API_KEY"), strip_suffixes: &["/v1"], description: "Anthropic Claude (Messages API)" },
+    Preset { name: "offline", plugin: "offline", base_url: Some("http://offline.invalid"), default_model: Some("offline"), key_env: None, strip_suffixes: &[], description: "the built-in offline translator: common questions from the schema alone, no network (the URL is never contacted)" },
     Preset { name: "ollama", plugin: "ollama", base_url: Some("http://localhost:11434"), default_model: None, key_env: None, strip_suffixes: &["/v1", "/api"], description: "Ollama's native API" },
 ];
 

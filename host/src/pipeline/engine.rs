@@ -13,6 +13,7 @@ use crate::llm::{ConfigError, LlmError, ProviderSpec, Secret};
 use crate::plugins::capabilities::http::HttpClients;
 use crate::plugins::{CallError, PluginRegistry};
 use crate::schema::{PrivacyPolicy, SchemaCache};
+use super::prompt::Example;
 use crate::store::{Store, StoreError};
 
 use super::answer::Answer;
@@ -81,6 +82,9 @@ pub struct Question {
     pub schema_key: Option<String>,
     /// Per-question configuration on top of the engine's.
     pub overrides: Overrides,
+    /// What the product API knows about this question's connection and provider (nothing for
+    /// SQL Query Engine and OpenAI-compatible questions).
+    pub context: Context,
 }
 
 impl Question {
@@ -94,6 +98,7 @@ impl Question {
             feedback_examples: 3,
             schema_key: None,
             overrides: Overrides::default(),
+            context: Context::default(),
         }
     }
 }
@@ -124,6 +129,87 @@ impl Overrides {
             ..ProviderSpec::default()
         }
     }
+}
+
+/// A question's saved-connection context (product API chat): its database, provider, privacy,
+/// limits, business context, few-shot examples and answer cache. Each field left at its default
+/// falls back to the engine's configuration.
+#[derive(Clone, Default)]
+pub struct Context {
+    /// The database, replacing the configured one and any override.
+    pub database: Option<DatabaseUrl>,
+    /// The LLM provider, replacing the configured one (overrides still go on top).
+    pub provider: Option<ProviderSpec>,
+    /// What must not reach the model or the user, replacing the engine's policy.
+    pub privacy: Option<PrivacyPolicy>,
+    /// A mandatory condition every executed query's rows must meet (an SQL boolean expression over
+    /// the query's columns), on every execution path.
+    pub row_filter: Option<String>,
+    /// Rows returned at most, replacing the configured cap.
+    pub row_limit: Option<u64>,
+    /// Statement timeout, replacing the configured one.
+    pub statement_timeout: Option<std::time::Duration>,
+    /// Schema linking budget in tokens, replacing the configured one.
+    pub schema_token_budget: Option<usize>,
+    /// Renders the business context (the semantic model) for the question and the linked tables.
+    pub business_context: Option<BusinessContext>,
+    /// Verified question → SQL pairs for the prompt, most similar first.
+    pub examples: Vec<Example>,
+    /// Looks up and remembers generated SQL.
+    pub cache: Option<Arc<dyn SqlCache>>,
+    /// Do not look in the cache (the answer may still be remembered).
+    pub bypass_cache: bool,
+    /// Hold validated SQL for approval instead of running it (`pending_approval`).
+    pub review_first: bool,
+    /// Skip the explanation.
+    pub skip_explanation: bool,
+    /// Do not record the turn in the session (the caller records it its own way).
+    pub skip_record: bool,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("database", &self.database)
+            .field("row_limit", &self.row_limit)
+            .field("examples", &self.examples.len())
+            .field("cache", &self.cache.is_some())
+            .field("review_first", &self.review_first)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Renders business context for a question given the names of the tables the prompt shows.
+pub type BusinessContext = Arc<dyn Fn(&str, &[String]) -> String + Send + Sync>;
+
+/// SQL the cache knows for a question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedSql {
+    /// The SQL (validated again before it runs).
+    pub sql: String,
+    /// The question it was generated for.
+    pub question: String,
+    /// 1.0 for an exact match.
+    pub similarity: f64,
+}
+
+/// A future returned by [`SqlCache`].
+pub type CacheFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Where the pipeline looks for SQL generated earlier for the same (or a similar) question on the
+/// same schema, and remembers SQL that ran. Failures are the cache's to log: the pipeline goes on
+/// without it.
+pub trait SqlCache: Send + Sync {
+    /// SQL for `question` on the schema with `fingerprint`, if any.
+    fn lookup<'a>(&'a self, question: &'a str, fingerprint: &'a str) -> CacheFuture<'a, Option<CachedSql>>;
+    /// Remember that `sql` (for `dialect`) answered `question` on the schema with `fingerprint`.
+    fn remember<'a>(
+        &'a self,
+        question: &'a str,
+        fingerprint: &'a str,
+        sql: &'a str,
+        dialect: &'a str,
+    ) -> CacheFuture<'a, ()>;
 }
 
 /// Why a question got no answer at all. A question whose attempts were judged and all failed is
@@ -232,9 +318,26 @@ impl Engine {
     /// Names of the required settings that are missing for a question with `overrides` (for
     /// example `["LLM_BASE_URL", "LLM_MODEL"]`); empty when the engine is ready.
     pub fn missing_configuration(&self, overrides: &Overrides) -> Vec<String> {
-        let mut missing = super::resolve::missing_llm(&self.inner.config.llm, overrides);
-        missing.extend(super::resolve::missing_database(&self.inner.config, overrides));
+        let none = Context::default();
+        let mut missing = super::resolve::missing_llm(&self.inner.config.llm, overrides, &none);
+        missing.extend(super::resolve::missing_database(&self.inner.config, overrides, &none));
         missing
+    }
+
+    /// Check `sql` with the dialect plugin named `dialect` (`postgres`, `mysql`, `sqlite`, …) under
+    /// the read-only policy with `row_limit`, without running it.
+    pub async fn check_sql(
+        &self,
+        dialect: &str,
+        sql: &str,
+        row_limit: u64,
+    ) -> Result<super::validate::Verdict, EngineError> {
+        let plugin = self.inner.registry.current().dialect(dialect).ok_or_else(|| CallError::Host {
+            plugin: dialect.to_string(),
+            detail: format!("no sql-dialect plugin named `{dialect}` is loaded"),
+        })?;
+        let policy = crate::plugins::dialect::default_policy(Some(row_limit));
+        Ok(super::validate::validate(&plugin, sql, &policy).await?)
     }
 
     /// The plugins this engine calls.

@@ -16,11 +16,14 @@ pub mod generate;
 pub mod progress;
 pub mod prompt;
 pub mod record;
+pub mod row_filter;
 pub(crate) mod resolve;
 pub(crate) mod run;
 pub(crate) mod schema;
 pub mod validate;
 
 pub use answer::{Answer, AnswerStatus, Attempt, QueryResults, TokenUsage};
-pub use engine::{Engine, EngineConfig, EngineError, Overrides, Question};
+pub use engine::{
+    BusinessContext, CacheFuture, CachedSql, Context, Engine, EngineConfig, EngineError, Overrides, Question, SqlCache,
+};
 pub use progress::{Progress, ProgressSink, Stage};

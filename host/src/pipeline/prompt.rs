@@ -33,6 +33,9 @@ pub struct PromptInput<'a> {
     pub dialect_guidance: &'a str,
     /// The rendered (linked) schema.
     pub schema: &'a str,
+    /// What the semantic model says about the tables in scope (display names, value mappings,
+    /// metrics, join hints, notes), already rendered.
+    pub business_context: Option<&'a str>,
     /// Few-shot examples, most similar first.
     pub examples: &'a [Example],
     /// The session's last turns, oldest first.
@@ -77,6 +80,9 @@ pub fn generation_messages(input: &PromptInput<'_>) -> Vec<ChatMessage> {
         guidance = input.dialect_guidance.trim(),
         schema = input.schema.trim(),
     );
+    if let Some(business) = input.business_context {
+        system.push_str(&format!("\nBusiness context:\n{}\n", business.trim()));
+    }
     if !input.examples.is_empty() {
         system.push_str("\nVerified examples:\n");
         for e in input.examples {
@@ -149,6 +155,7 @@ mod tests {
             engine: "PostgreSQL",
             dialect_guidance: "Use ILIKE for case-insensitive matching.",
             schema: "CREATE TABLE orders (id int PRIMARY KEY, total numeric);",
+            business_context: None,
             examples,
             history,
             question: "How many orders are there?",

@@ -36,7 +36,18 @@ pub(crate) async fn history(store: &Store, session_id: &str, limit: u32) -> Vec<
 /// Write `answer` as the session's next turn and return the turn's id; `None` when the store
 /// failed (logged).
 pub(crate) async fn record(store: &Store, answer: &Answer) -> Option<String> {
-    let turn = NewTurn {
+    match store.append_turn(new_turn(answer)).await {
+        Ok(turn) => Some(turn.id),
+        Err(e) => {
+            tracing::warn!(session = %answer.session_id, "could not record the turn: {e}");
+            None
+        }
+    }
+}
+
+/// `answer` as a turn to record.
+pub fn new_turn(answer: &Answer) -> NewTurn {
+    NewTurn {
         session_id: answer.session_id.clone(),
         question: answer.question.clone(),
         description: answer.description.clone(),
@@ -50,13 +61,6 @@ pub(crate) async fn record(store: &Store, answer: &Answer) -> Option<String> {
         output_tokens: i64::try_from(answer.usage.output_tokens).unwrap_or(i64::MAX),
         timings_ms: serde_json::to_value(&answer.timings_ms).unwrap_or(Value::Null),
         attempts: serde_json::to_value(&answer.attempts).unwrap_or(Value::Null),
-    };
-    match store.append_turn(turn).await {
-        Ok(turn) => Some(turn.id),
-        Err(e) => {
-            tracing::warn!(session = %answer.session_id, "could not record the turn: {e}");
-            None
-        }
     }
 }
 

@@ -12,7 +12,7 @@ use crate::db::{ConnectOptions, Database, DatabaseUrl, DbError};
 use crate::llm::{ConfigError, LlmClient, ProviderSpec};
 use crate::plugins::{CallError, DialectPlugin, ExplainerPlugin, PluginKind};
 
-use super::engine::{EngineConfig, EngineError, Inner, Overrides};
+use super::engine::{Context, EngineConfig, EngineError, Inner, Overrides};
 
 /// Database pools kept open at most; questions may name their own database, so the set must be
 /// bounded. The least recently used pool is closed first.
@@ -39,25 +39,31 @@ pub(crate) struct Resolved {
 
 /// Resolve a question's LLM, database and plugins. `need_llm` is false only for evaluation,
 /// where SQL that runs needs no model.
-pub(crate) async fn resolve(inner: &Inner, overrides: &Overrides, need_llm: bool) -> Result<Resolved, EngineError> {
-    let llm_missing = missing_llm(&inner.config.llm, overrides);
+pub(crate) async fn resolve(
+    inner: &Inner,
+    overrides: &Overrides,
+    context: &Context,
+    need_llm: bool,
+) -> Result<Resolved, EngineError> {
+    let llm_missing = missing_llm(&inner.config.llm, overrides, context);
     let mut missing = if need_llm { llm_missing.clone() } else { Vec::new() };
-    missing.extend(missing_database(&inner.config, overrides));
+    missing.extend(missing_database(&inner.config, overrides, context));
     if !missing.is_empty() {
         return Err(EngineError::MissingConfiguration(missing));
     }
 
     let llm = if llm_missing.is_empty() {
-        let settings = inner.config.llm.clone().overlay(overrides.provider_spec()).resolve()?;
+        let settings = provider_base(&inner.config.llm, context).overlay(overrides.provider_spec()).resolve()?;
         Some(LlmClient::new(inner.registry.clone(), settings, inner.http.clone()))
     } else {
         None
     };
 
-    let url = match overrides.database_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
-        Some(raw) => DatabaseUrl::parse(raw).map_err(|e| EngineError::InvalidInput(e.to_string()))?,
+    let url = match (&context.database, overrides.database_url.as_deref().map(str::trim).filter(|u| !u.is_empty())) {
+        (Some(url), _) => url.clone(),
+        (None, Some(raw)) => DatabaseUrl::parse(raw).map_err(|e| EngineError::InvalidInput(e.to_string()))?,
         // `missing_database` has just checked that one is configured.
-        None => inner
+        (None, None) => inner
             .config
             .database
             .clone()
@@ -87,9 +93,14 @@ pub(crate) async fn resolve(inner: &Inner, overrides: &Overrides, need_llm: bool
     Ok(Resolved { llm, llm_missing, db, db_key, dialect, explainer })
 }
 
-/// The LLM settings missing once `overrides` are laid over `configured`.
-pub(crate) fn missing_llm(configured: &ProviderSpec, overrides: &Overrides) -> Vec<String> {
-    let spec = configured.clone().overlay(overrides.provider_spec());
+/// The provider a question starts from: its context's, else the configured one.
+fn provider_base(configured: &ProviderSpec, context: &Context) -> ProviderSpec {
+    context.provider.clone().unwrap_or_else(|| configured.clone())
+}
+
+/// The LLM settings missing once `overrides` are laid over the question's provider.
+pub(crate) fn missing_llm(configured: &ProviderSpec, overrides: &Overrides, context: &Context) -> Vec<String> {
+    let spec = provider_base(configured, context).overlay(overrides.provider_spec());
     let model_missing = spec.model.is_none();
     let mut missing = Vec::new();
     match spec.resolve() {
@@ -107,8 +118,9 @@ pub(crate) fn missing_llm(configured: &ProviderSpec, overrides: &Overrides) -> V
 }
 
 /// The database setting, when neither the configuration nor `overrides` name a database.
-pub(crate) fn missing_database(config: &EngineConfig, overrides: &Overrides) -> Vec<String> {
-    let overridden = overrides.database_url.as_deref().is_some_and(|u| !u.trim().is_empty());
+pub(crate) fn missing_database(config: &EngineConfig, overrides: &Overrides, context: &Context) -> Vec<String> {
+    let overridden =
+        context.database.is_some() || overrides.database_url.as_deref().is_some_and(|u| !u.trim().is_empty());
     if overridden || config.database.is_some() { Vec::new() } else { vec![DATABASE_SETTING.to_string()] }
 }
 
@@ -172,13 +184,13 @@ mod tests {
     #[test]
     fn missing_llm_settings_are_named_like_sql_query_engine_does() {
         let none = Overrides::default();
-        assert_eq!(missing_llm(&spec(&[]), &none), ["LLM_BASE_URL", "LLM_MODEL"]);
-        assert_eq!(missing_llm(&spec(&[("LLM_BASE_URL", "http://x/v1")]), &none), ["LLM_MODEL"]);
-        assert!(missing_llm(&spec(&[("LLM_BASE_URL", "http://x/v1"), ("LLM_MODEL", "m")]), &none).is_empty());
+        assert_eq!(missing_llm(&spec(&[]), &none, &Context::default()), ["LLM_BASE_URL", "LLM_MODEL"]);
+        assert_eq!(missing_llm(&spec(&[("LLM_BASE_URL", "http://x/v1")]), &none, &Context::default()), ["LLM_MODEL"]);
+        assert!(missing_llm(&spec(&[("LLM_BASE_URL", "http://x/v1"), ("LLM_MODEL", "m")]), &none, &Context::default()).is_empty());
         let over =
             Overrides { llm_base_url: Some("http://y/v1".into()), llm_model: Some("m".into()), ..Overrides::default() };
-        assert!(missing_llm(&spec(&[]), &over).is_empty(), "overrides complete the configuration");
+        assert!(missing_llm(&spec(&[]), &over, &Context::default()).is_empty(), "overrides complete the configuration");
         // A preset brings its own base URL and model.
-        assert!(missing_llm(&spec(&[("LLM_PROVIDER", "openai")]), &none).is_empty());
+        assert!(missing_llm(&spec(&[("LLM_PROVIDER", "openai")]), &none, &Context::default()).is_empty());
     }
 }

@@ -31,6 +31,7 @@ use super::progress::{Progress, ProgressSink, Stage};
 use super::prompt::{Failure, PromptInput, generation_messages, repair_messages_with_result};
 use super::record::{history, record};
 use super::resolve::{Resolved, resolve};
+use super::row_filter::with_row_filter;
 use super::schema::{link_and_render, load};
 use super::validate::{Verdict, only_parse_errors, validate};
 
@@ -40,6 +41,18 @@ pub(crate) enum Mode {
     Ask,
     /// Generate and validate only.
     GenerateOnly,
+    /// Generate and validate, then hold the SQL for approval (`pending_approval`).
+    Review,
+    /// Run SQL the cache had for the question (`cached`); repaired by the model if it fails.
+    Cached {
+        /// The cached SQL.
+        sql: String,
+    },
+    /// Validate SQL the cache had, then hold it for approval.
+    CachedReview {
+        /// The cached SQL.
+        sql: String,
+    },
     /// Run the caller's SQL (repairing it when the database rejects it).
     Evaluate {
         /// The caller's SQL.
@@ -54,12 +67,16 @@ pub(crate) async fn run(inner: &Inner, q: Question, mode: Mode, progress: Progre
     let started = Instant::now();
     let q = checked(q, &mode)?;
     let settings = &inner.config.settings;
+    let privacy = q.context.privacy.as_ref().unwrap_or(&inner.config.privacy);
+    let row_limit = q.context.row_limit.unwrap_or(settings.row_limit);
+    let budget = q.context.schema_token_budget.unwrap_or(settings.schema_token_budget);
+    let mode = if q.context.review_first && matches!(mode, Mode::Ask) { Mode::Review } else { mode };
     let mut timings = Timings::default();
 
     // 1. Resolve: the LLM (evaluation may go without), the database, the plugins.
     progress.stage(Stage::Resolve, "Connecting to the database and choosing the plugins").await;
     let t = Instant::now();
-    let resolved = resolve(inner, &q.overrides, !matches!(mode, Mode::Evaluate { .. })).await?;
+    let resolved = resolve(inner, &q.overrides, &q.context, !matches!(mode, Mode::Evaluate { .. })).await?;
     timings.add(Stage::Resolve, t);
     still_wanted(&progress)?;
 
@@ -72,7 +89,7 @@ pub(crate) async fn run(inner: &Inner, q: Question, mode: Mode, progress: Progre
         &resolved.db_key,
         q.schema_key.as_deref(),
         q.schema_examples,
-        &inner.config.privacy,
+        privacy,
     )
     .await?;
     timings.add(Stage::Schema, t);
@@ -80,7 +97,7 @@ pub(crate) async fn run(inner: &Inner, q: Question, mode: Mode, progress: Progre
 
     // 3. Link: only the tables the question needs, when the schema is too large for the prompt.
     let t = Instant::now();
-    let linked = link_and_render(&schema, &q.question, settings.schema_token_budget, q.schema_examples);
+    let linked = link_and_render(&schema, &q.question, budget, q.schema_examples);
     progress
         .stage(
             Stage::Link,
@@ -92,30 +109,54 @@ pub(crate) async fn run(inner: &Inner, q: Question, mode: Mode, progress: Progre
     // 4. Prompt: dialect guidance, schema, the session's last turns, the question.
     let guidance = resolved.dialect.prompt_guidance().await?;
     let prior = history(&inner.store, &q.session_id, settings.history_turns).await;
+    let business = q.context.business_context.as_ref().map(|render| render(&q.question, &linked.table_names));
     let messages = generation_messages(&PromptInput {
         engine: engine_name(resolved.db.flavor()),
         dialect_guidance: &guidance,
         schema: &linked.text,
-        examples: &[],
+        business_context: business.as_deref().filter(|b| !b.trim().is_empty()),
+        examples: &q.context.examples,
         history: &prior,
         question: &q.question,
-        row_limit: settings.row_limit,
+        row_limit,
     });
+
+    // The cache: SQL generated before for this question on this schema skips the model (it is
+    // validated and run like any other). Only questions that go to the model consult it.
+    let cache = q.context.cache.as_ref().filter(|_| matches!(mode, Mode::Ask | Mode::Review | Mode::GenerateOnly));
+    let cached = match cache {
+        Some(cache) if !q.context.bypass_cache => cache.lookup(&q.question, &schema.fingerprint).await,
+        _ => None,
+    };
+    let mode = match (&cached, mode) {
+        (Some(hit), Mode::Ask) => {
+            progress.stage(Stage::Generate, format!("Reusing the query of a cached question: {}", hit.question)).await;
+            Mode::Cached { sql: hit.sql.clone() }
+        }
+        (Some(hit), Mode::Review) => Mode::CachedReview { sql: hit.sql.clone() },
+        (_, mode) => mode,
+    };
 
     // 5–9. Generate, validate, execute, repair.
     let attempts = AttemptLoop {
         resolved: &resolved,
-        policy: default_policy(Some(settings.row_limit)),
+        policy: default_policy(Some(row_limit)),
         exec: ExecOptions {
-            statement_timeout: settings.statement_timeout,
-            max_rows: usize::try_from(settings.row_limit).unwrap_or(usize::MAX),
+            statement_timeout: q.context.statement_timeout.unwrap_or(settings.statement_timeout),
+            max_rows: usize::try_from(row_limit).unwrap_or(usize::MAX),
         },
-        privacy: &inner.config.privacy,
+        privacy,
+        row_filter: q.context.row_filter.as_deref(),
         retries: q.retry_count,
         feedback_rows: q.feedback_examples as usize,
         progress: &progress,
     };
+    let was_cached = matches!(mode, Mode::Cached { .. } | Mode::CachedReview { .. });
     let outcome = attempts.run(messages, mode, &mut timings).await?;
+    // Remember SQL the model wrote that ran (a cache hit that ran is remembered already).
+    if let (Some(cache), AnswerStatus::Executed, Some(sql), false) = (cache, outcome.status, &outcome.sql, was_cached) {
+        cache.remember(&q.question, &schema.fingerprint, sql, resolved.dialect.name()).await;
+    }
     let mut answer = Answer {
         session_id: q.session_id.clone(),
         message_id: String::new(),
@@ -134,7 +175,8 @@ pub(crate) async fn run(inner: &Inner, q: Question, mode: Mode, progress: Progre
     };
 
     // 10. Explain: an explainer failure costs the explanation, never the answer.
-    if let (Some(explainer), Some(results), Some(sql)) = (&resolved.explainer, &answer.results, &answer.sql) {
+    let explainer = resolved.explainer.as_ref().filter(|_| !q.context.skip_explanation);
+    if let (Some(explainer), Some(results), Some(sql)) = (explainer, &answer.results, &answer.sql) {
         still_wanted(&progress)?;
         progress.stage(Stage::Explain, "Summarising the result").await;
         let t = Instant::now();
@@ -157,7 +199,11 @@ pub(crate) async fn run(inner: &Inner, q: Question, mode: Mode, progress: Progre
     progress.stage(Stage::Record, "Saving the turn").await;
     let t = Instant::now();
     answer.timings_ms = timings.with_total(started);
-    answer.message_id = record(&inner.store, &answer).await.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    answer.message_id = if q.context.skip_record {
+        uuid::Uuid::new_v4().to_string()
+    } else {
+        record(&inner.store, &answer).await.unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+    };
     timings.add(Stage::Record, t);
     answer.timings_ms = timings.with_total(started);
 
@@ -245,6 +291,7 @@ struct AttemptLoop<'a> {
     policy: Policy,
     exec: ExecOptions,
     privacy: &'a crate::schema::PrivacyPolicy,
+    row_filter: Option<&'a str>,
     retries: u32,
     feedback_rows: usize,
     progress: &'a ProgressSink,
@@ -266,7 +313,12 @@ impl AttemptLoop<'_> {
         mode: Mode,
         timings: &mut Timings,
     ) -> Result<Outcome, EngineError> {
-        let generate_only = matches!(mode, Mode::GenerateOnly);
+        let generate_only = matches!(mode, Mode::GenerateOnly | Mode::Review | Mode::CachedReview { .. });
+        let held_status = match mode {
+            Mode::Review | Mode::CachedReview { .. } => AnswerStatus::PendingApproval,
+            _ => AnswerStatus::QueryOnly,
+        };
+        let ran_status = if matches!(mode, Mode::Cached { .. }) { AnswerStatus::Cached } else { AnswerStatus::Executed };
         let evaluating = matches!(mode, Mode::Evaluate { .. });
         let mut out = Outcome {
             status: AnswerStatus::Error,
@@ -279,7 +331,8 @@ impl AttemptLoop<'_> {
         };
         let mut source = match mode {
             Mode::Evaluate { sql, description } => Source::Given(sql, description),
-            Mode::Ask | Mode::GenerateOnly => Source::Model,
+            Mode::Cached { sql } | Mode::CachedReview { sql } => Source::Given(sql, None),
+            Mode::Ask | Mode::GenerateOnly | Mode::Review => Source::Model,
         };
         // The first empty result (SQL, rows, description), kept while its one check runs.
         let mut empty: Option<(String, QueryResults, Option<String>)> = None;
@@ -305,9 +358,13 @@ impl AttemptLoop<'_> {
                     out.attempts.push(attempt(number, Some(&sql), if rows == Some(0) { "empty" } else { "ok" }, None));
                     match results {
                         // Generating only: validated is done.
-                        None => return Ok(finish(out, AnswerStatus::QueryOnly, sql, None)),
-                        // Rows are final, whatever came before.
-                        Some(r) if r.row_count > 0 => return Ok(finish(out, AnswerStatus::Executed, sql, Some(r))),
+                        None => return Ok(finish(out, held_status, sql, None)),
+                        // Rows are final, whatever came before (a cached query counts as cached
+                        // only when it ran first time).
+                        Some(r) if r.row_count > 0 => {
+                            let status = if number == 1 { ran_status } else { AnswerStatus::Executed };
+                            return Ok(finish(out, status, sql, Some(r)));
+                        }
                         // This was the check of an empty result, and it is empty too: keep the first.
                         Some(_) if empty.is_some() => return Ok(keep_first(out, empty)),
                         // No retry left to check with: no rows is the answer.
@@ -433,10 +490,27 @@ impl AttemptLoop<'_> {
             return Ok(Tried::Accepted { sql: validated, results: None });
         }
 
+        // The connection's mandatory row filter wraps what runs (and is validated with it).
+        let runnable = match self.row_filter {
+            None => validated.clone(),
+            Some(filter) => match self.filtered(&validated, filter).await? {
+                Ok(sql) => sql,
+                Err(detail) => {
+                    return Ok(Tried::Failed {
+                        sql: Some(validated),
+                        outcome: "refused",
+                        failure: Failure::Refused(vec![detail.clone()]),
+                        detail,
+                        last: true,
+                    });
+                }
+            },
+        };
+
         // Execute.
         self.progress.stage(Stage::Execute, "Running the query (read-only)").await;
         let t = Instant::now();
-        let executed = execute(&self.resolved.db, &validated, &self.exec, self.privacy).await;
+        let executed = execute(&self.resolved.db, &runnable, &self.exec, self.privacy).await;
         timings.add(Stage::Execute, t);
         match executed {
             Ok(results) => Ok(Tried::Accepted { sql: validated, results: Some(results) }),
@@ -453,6 +527,22 @@ impl AttemptLoop<'_> {
                 })
             }
         }
+    }
+}
+
+impl AttemptLoop<'_> {
+    /// `sql` wrapped in the row filter and validated again; `Err` says why it cannot run.
+    async fn filtered(&self, sql: &str, filter: &str) -> Result<Result<String, String>, EngineError> {
+        let wrapped = match with_row_filter(sql, filter, self.resolved.db.flavor()) {
+            Ok(wrapped) => wrapped,
+            Err(e) => return Ok(Err(format!("The connection's row filter cannot be applied: {e}"))),
+        };
+        Ok(match validate(&self.resolved.dialect, &wrapped, &self.policy).await? {
+            Verdict::Accepted(v) => Ok(v.sql),
+            Verdict::Refused(violations) => {
+                Err(format!("The connection's row filter cannot be applied: {}", violations.join("; ")))
+            }
+        })
     }
 }
 

@@ -20,6 +20,8 @@ pub(crate) struct PromptSchema {
     pub linked_tables: usize,
     /// Estimated tokens of `text`.
     pub tokens: usize,
+    /// Names of the tables kept (for the business context).
+    pub table_names: Vec<String>,
 }
 
 /// The cached schema of `db` for `schema_key` with `samples` values per column, introspected now
@@ -58,5 +60,6 @@ pub(crate) fn link_and_render(schema: &Schema, question: &str, budget_tokens: us
         total_tables: schema.tables.len(),
         linked_tables: linked.tables.len(),
         tokens: rendered.tokens,
+        table_names: linked.tables.iter().map(|t| t.name.clone()).collect(),
     }
 }

@@ -72,6 +72,12 @@ pub(super) trait StoreRow {
     fn time(&self, col: &str) -> Result<DateTime<Utc>, sqlx::Error>;
     /// A JSON column.
     fn json(&self, col: &str) -> Result<Value, sqlx::Error>;
+    /// A nullable JSON column.
+    fn opt_json(&self, col: &str) -> Result<Option<Value>, sqlx::Error>;
+    /// A nullable timestamp column.
+    fn opt_time(&self, col: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error>;
+    /// A boolean column (`INTEGER` 0/1 in SQLite, `BOOLEAN` in PostgreSQL).
+    fn boolean(&self, col: &str) -> Result<bool, sqlx::Error>;
 }
 
 fn decode_error(col: &str, source: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
@@ -99,6 +105,18 @@ impl StoreRow for SqliteRow {
         let text: String = self.try_get(col)?;
         serde_json::from_str(&text).map_err(|e| decode_error(col, e))
     }
+    fn opt_json(&self, col: &str) -> Result<Option<Value>, sqlx::Error> {
+        let text: Option<String> = self.try_get(col)?;
+        text.map(|t| serde_json::from_str(&t).map_err(|e| decode_error(col, e))).transpose()
+    }
+    fn opt_time(&self, col: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        let text: Option<String> = self.try_get(col)?;
+        text.map(|t| DateTime::parse_from_rfc3339(&t).map(|t| t.with_timezone(&Utc)).map_err(|e| decode_error(col, e)))
+            .transpose()
+    }
+    fn boolean(&self, col: &str) -> Result<bool, sqlx::Error> {
+        self.try_get(col)
+    }
 }
 
 impl StoreRow for PgRow {
@@ -118,6 +136,15 @@ impl StoreRow for PgRow {
         self.try_get(col)
     }
     fn json(&self, col: &str) -> Result<Value, sqlx::Error> {
+        self.try_get(col)
+    }
+    fn opt_json(&self, col: &str) -> Result<Option<Value>, sqlx::Error> {
+        self.try_get(col)
+    }
+    fn opt_time(&self, col: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        self.try_get(col)
+    }
+    fn boolean(&self, col: &str) -> Result<bool, sqlx::Error> {
         self.try_get(col)
     }
 }

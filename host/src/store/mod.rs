@@ -13,9 +13,17 @@
 //! once with `$1`-style placeholders, which both drivers accept, and run on either pool through
 //! `with_pool!`; the few differences live in `codec.rs`.
 
+pub mod answer_cache;
+pub mod app_settings;
+pub mod chat;
 mod codec;
+pub mod connections;
 mod error;
+pub mod examples;
+pub mod providers;
+pub mod semantic;
 mod sessions;
+pub mod users;
 
 use std::path::Path;
 use std::str::FromStr;

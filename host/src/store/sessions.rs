@@ -148,13 +148,13 @@ macro_rules! turn_columns {
 
 /// Create the session or count one more turn on it; returns the new turn's `seq`. The row stays
 /// locked until the transaction ends, which serialises appends to one session.
-const UPSERT_SESSION: &str = "INSERT INTO sessions (id, title, turn_count, last_seq, created_at, updated_at) \
+pub(super) const UPSERT_SESSION: &str = "INSERT INTO sessions (id, title, turn_count, last_seq, created_at, updated_at) \
      VALUES ($1, $2, 1, 1, $3, $3) \
      ON CONFLICT (id) DO UPDATE SET turn_count = sessions.turn_count + 1, \
      last_seq = sessions.last_seq + 1, updated_at = excluded.updated_at \
      RETURNING last_seq";
 
-const INSERT_TURN: &str = concat!(
+pub(super) const INSERT_TURN: &str = concat!(
     "INSERT INTO messages (",
     turn_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
@@ -298,7 +298,7 @@ impl Store {
     }
 }
 
-fn turn_from_row(row: &impl StoreRow) -> Result<Turn, sqlx::Error> {
+pub(super) fn turn_from_row(row: &impl StoreRow) -> Result<Turn, sqlx::Error> {
     Ok(Turn {
         id: row.text("id")?,
         session_id: row.text("session_id")?,
@@ -330,12 +330,12 @@ fn session_from_row(row: &impl StoreRow) -> Result<SessionSummary, sqlx::Error> 
 }
 
 /// A page size or offset as the `BIGINT` both backends take (saturating; no page is that big).
-fn sql_count(n: usize) -> i64 {
+pub(super) fn sql_count(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// 1 to [`MAX_SESSION_ID_CHARS`] characters, no NUL.
-fn check_session_id(id: &str) -> Result<(), StoreError> {
+pub(super) fn check_session_id(id: &str) -> Result<(), StoreError> {
     if id.is_empty() {
         return Err(StoreError::InvalidInput("the session id is empty".to_string()));
     }
@@ -356,7 +356,7 @@ fn check_text(field: &str, value: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn check_new_turn(turn: &NewTurn) -> Result<(), StoreError> {
+pub(super) fn check_new_turn(turn: &NewTurn) -> Result<(), StoreError> {
     check_session_id(&turn.session_id)?;
     let texts = [
         ("question", Some(&turn.question)),
@@ -382,7 +382,7 @@ fn check_new_turn(turn: &NewTurn) -> Result<(), StoreError> {
 
 /// A session's title from its first question: whitespace runs collapsed to one space, at most
 /// [`MAX_TITLE_CHARS`] characters, ending in `…` when cut.
-fn title_of(question: &str) -> String {
+pub(super) fn title_of(question: &str) -> String {
     let flat = question.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() <= MAX_TITLE_CHARS {
         return flat;

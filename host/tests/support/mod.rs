@@ -10,6 +10,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod product;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -116,7 +118,10 @@ pub fn openai_chat_sse(text: &str, usage: (u32, u32)) -> Reply {
         serde_json::json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "test-model",
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
     };
-    let mut body = format!("data: {}\n\n", chunk(serde_json::json!({"role": "assistant", "content": ""}), serde_json::Value::Null));
+    let mut body = format!(
+        "data: {}\n\n",
+        chunk(serde_json::json!({"role": "assistant", "content": ""}), serde_json::Value::Null)
+    );
     let chars: Vec<char> = text.chars().collect();
     for piece in chars.chunks(16) {
         let piece: String = piece.iter().collect();
@@ -189,7 +194,9 @@ impl FakeServer {
         let addr = listener.local_addr().expect("local address");
         let script = Arc::new(Mutex::new(Script::default()));
         let chunks_sent = Arc::new(AtomicUsize::new(0));
-        let app = Router::new().fallback(handle).with_state(AppState { script: script.clone(), chunks_sent: chunks_sent.clone() });
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(AppState { script: script.clone(), chunks_sent: chunks_sent.clone() });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -238,7 +245,10 @@ async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers
     let recorded = Recorded {
         method,
         path: uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
-        headers: headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
         body: body.to_vec(),
     };
     let reply = {
@@ -254,7 +264,8 @@ async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers
             .expect("response");
     };
     if reply.echo_request_headers {
-        let echoed = serde_json::json!({"error": {"message": format!("rejected request with headers {:?}", recorded.headers)}});
+        let echoed =
+            serde_json::json!({"error": {"message": format!("rejected request with headers {:?}", recorded.headers)}});
         reply.chunks = vec![(Duration::ZERO, echoed.to_string().into_bytes())];
     }
     if !reply.head_delay.is_zero() {

@@ -187,6 +187,7 @@ fn question(
         feedback_examples: given.feedback_examples.unwrap_or(settings.default_feedback_examples),
         schema_key: schema_key.clone(),
         overrides,
+        context: Default::default(),
     }
 }
 

@@ -54,6 +54,7 @@ fn start(state: &AppState, chat_id: String, question: String) -> Job {
         feedback_examples: settings.default_feedback_examples,
         schema_key: None,
         overrides: Overrides::default(),
+        context: Default::default(),
     };
     let backend = state.backend.clone();
     Job::spawn(move |progress| backend.ask(question, progress))

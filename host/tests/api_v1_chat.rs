@@ -1,0 +1,401 @@
+//! `/api/v1/chat` end to end over real HTTP: the product server, a scripted OpenAI-compatible LLM
+//! and a real database (SQLite always; PostgreSQL and MariaDB when `QUARRY_TEST_POSTGRES_URL` /
+//! `QUARRY_TEST_MYSQL_URL` are set — otherwise those cases say "skipped").
+//!
+//! One flow per database: provider → connection → chat (the SSE stream read with a real SSE
+//! parser) → history → the same question again is `cached` → `review_first` gives
+//! `pending_approval` → an admin executes it (a member may not) → `generate_only` gives
+//! `query_only` → an edit runs after validation; sensitive columns are masked on every path;
+//! the database password and the API key appear in no response, no log line and not in the
+//! metadata database file; bad input is refused with nothing changed.
+
+mod support;
+
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor};
+use support::product::ProductServer;
+use support::{FakeServer, Reply, capture_logs, logs, openai_chat_sse};
+
+const API_KEY: &str = "sk-test-chat-key-6f1d2c9a7b";
+const DB_PASSWORD: &str = "db-pass-2b7e0c94-secret";
+const CHAT: &str = "/v1/chat/completions";
+
+/// The scripted model's answer: this SQL.
+fn answer(sql: &str) -> Reply {
+    openai_chat_sse(&json!({ "description": "scripted plan", "sql": sql }).to_string(), (120, 30))
+}
+
+/// The events of one chat stream, parsed by a real SSE parser: `(type, payload)`.
+async fn chat(server: &ProductServer, token: &str, body: &Value) -> (u16, Vec<(String, Value)>) {
+    let response = server
+        .client
+        .post(server.url("/api/v1/chat"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("chat request");
+    let status = response.status().as_u16();
+    if status != 200 {
+        let text = response.text().await.unwrap_or_default();
+        return (status, vec![("http".into(), serde_json::from_str(&text).unwrap_or(Value::String(text)))]);
+    }
+    assert!(
+        response.headers()["content-type"].to_str().unwrap_or("").starts_with("text/event-stream"),
+        "chat answers with an event stream"
+    );
+    let mut stream = response.bytes_stream().eventsource();
+    let mut events = Vec::new();
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(60), stream.next()).await.expect("event in time") {
+        let event = event.expect("well-formed SSE");
+        let data: Value = serde_json::from_str(&event.data).expect("JSON data");
+        let kind = data["type"].as_str().expect("type field").to_string();
+        events.push((kind, data));
+    }
+    (status, events)
+}
+
+fn kinds(events: &[(String, Value)]) -> Vec<&str> {
+    events.iter().map(|(k, _)| k.as_str()).collect()
+}
+
+fn done(events: &[(String, Value)]) -> &Value {
+    let (kind, payload) = events.last().expect("events");
+    assert_eq!(kind, "done", "the stream ends with done: {:?}", kinds(events));
+    payload
+}
+
+/// The customers table on every engine: three rows, an `email` column the default sensitive
+/// patterns mask.
+const SETUP: &[&str] = &[
+    "CREATE TABLE customers (id INTEGER PRIMARY KEY, name VARCHAR(40) NOT NULL, country VARCHAR(2) NOT NULL, email VARCHAR(80) NOT NULL)",
+    "INSERT INTO customers VALUES (1, 'Ann', 'DE', 'ann@example.com'), (2, 'Bob', 'FR', 'bob@example.com'), (3, 'Cid', 'DE', 'cid@example.com')",
+];
+
+/// A test database and the connection config that reaches it.
+struct TestDb {
+    source_type: &'static str,
+    config: Value,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite_db() -> TestDb {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("shop.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
+    for statement in SETUP {
+        conn.execute(*statement).await.expect("setup");
+    }
+    conn.close().await.expect("close");
+    TestDb { source_type: "sqlite", config: json!({ "path": path.display().to_string() }), _dir: Some(dir) }
+}
+
+/// A fresh database on the PostgreSQL server of `QUARRY_TEST_POSTGRES_URL`. The server trusts
+/// local connections, so the password is carried (and must stay secret) but not checked.
+async fn postgres_db() -> Option<TestDb> {
+    let Ok(admin) = std::env::var("QUARRY_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: QUARRY_TEST_POSTGRES_URL not set");
+        return None;
+    };
+    let name = format!("quarry_chat_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("postgres");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create database");
+    let parsed = url::Url::parse(&admin).expect("url");
+    let mut url = parsed.clone();
+    url.set_path(&name);
+    let mut db = sqlx::PgConnection::connect(url.as_str()).await.expect("connect new database");
+    for statement in SETUP {
+        db.execute(*statement).await.expect("setup");
+    }
+    let config = json!({
+        "host": parsed.host_str().unwrap_or("127.0.0.1"),
+        "port": parsed.port().unwrap_or(5432),
+        "database": name,
+        "username": if parsed.username().is_empty() { "postgres" } else { parsed.username() },
+        "password": DB_PASSWORD,
+    });
+    Some(TestDb { source_type: "postgresql", config, _dir: None })
+}
+
+/// A fresh database on the MariaDB server of `QUARRY_TEST_MYSQL_URL`.
+async fn mysql_db() -> Option<TestDb> {
+    let Ok(admin) = std::env::var("QUARRY_TEST_MYSQL_URL") else {
+        eprintln!("skipped: QUARRY_TEST_MYSQL_URL not set");
+        return None;
+    };
+    let name = format!("quarry_chat_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let mut conn = sqlx::MySqlConnection::connect(&admin).await.expect("mariadb");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create database");
+    conn.execute(sqlx::AssertSqlSafe(format!("USE {name}"))).await.expect("use");
+    for statement in SETUP {
+        conn.execute(*statement).await.expect("setup");
+    }
+    let parsed = url::Url::parse(&admin).expect("url");
+    let config = json!({
+        "host": parsed.host_str().unwrap_or("127.0.0.1"),
+        "port": parsed.port().unwrap_or(3306),
+        "database": name,
+        "username": if parsed.username().is_empty() { "root" } else { parsed.username() },
+        "password": parsed.password().unwrap_or(""),
+    });
+    Some(TestDb { source_type: "mysql", config, _dir: None })
+}
+
+/// Every response body a test saw, to prove no secret is in any of them.
+#[derive(Default)]
+struct Seen(Vec<String>);
+
+impl Seen {
+    fn add(&mut self, v: &Value) -> Value {
+        self.0.push(v.to_string());
+        v.clone()
+    }
+    fn assert_never(&self, secret: &str) {
+        for body in &self.0 {
+            assert!(!body.contains(secret), "a response carried a secret: {body}");
+        }
+    }
+}
+
+/// The whole flow on one database.
+async fn full_flow(db: TestDb) {
+    capture_logs();
+    let server = ProductServer::start().await;
+    let llm = FakeServer::start().await;
+    let mut seen = Seen::default();
+    let admin = server.register_admin().await;
+
+    // Provider and connection.
+    let (status, provider) = server
+        .post(
+            "/api/v1/providers/openai-compatible",
+            &admin,
+            &json!({ "base_url": llm.url("/v1"), "model": "test-model", "api_key": API_KEY, "is_active": true }),
+        )
+        .await;
+    assert_eq!(status, 201, "provider: {provider}");
+    seen.add(&provider);
+    let (status, connection) = server
+        .post(
+            "/api/v1/connections",
+            &admin,
+            &json!({ "name": format!("shop-{}", db.source_type), "source_type": db.source_type, "config": db.config }),
+        )
+        .await;
+    assert_eq!(status, 201, "connection: {connection}");
+    seen.add(&connection);
+    let connection_id = connection["id"].as_str().expect("connection id").to_string();
+
+    // A question, streamed: rows masked in the row batches and in `done`.
+    llm.reply(CHAT, answer("SELECT name, email FROM customers ORDER BY id"));
+    let ask = json!({ "connection_id": connection_id, "message": "List the customers with their email", "options": { "max_rows": 100 } });
+    let (status, events) = chat(&server, &admin, &ask).await;
+    assert_eq!(status, 200);
+    let order = kinds(&events);
+    assert!(order.contains(&"status") && order.contains(&"sql") && order.contains(&"row_batch"), "{order:?}");
+    let sql_at = order.iter().position(|k| *k == "sql").expect("sql");
+    let rows_at = order.iter().position(|k| *k == "row_batch").expect("row_batch");
+    assert!(sql_at < rows_at, "the SQL comes before the rows: {order:?}");
+    let first = done(&events).clone();
+    seen.add(&first);
+    assert_eq!(first["status"], "executed", "{first}");
+    assert_eq!(first["cache_hit"], false);
+    assert_eq!(first["results"]["row_count"], 3);
+    assert_eq!(first["results"]["rows"][0][0], "Ann");
+    assert_eq!(first["results"]["rows"][0][1], "[REDACTED]", "email is masked: {first}");
+    let batch = events.iter().find(|(k, _)| k == "row_batch").map(|(_, v)| v.clone()).expect("batch");
+    assert_eq!(batch["rows"][1][1], "[REDACTED]", "masked in the stream too");
+    assert!(first["input_tokens"].as_u64().unwrap_or(0) > 0, "token usage reported: {first}");
+    assert!(first["stage_timings_ms"]["total"].is_u64(), "stage timings: {first}");
+    let session_id = first["session_id"].as_str().expect("session").to_string();
+    let calls_after_first = llm.requests().len();
+
+    // History, in order, masked.
+    let (status, history) = server.get(&format!("/api/v1/chat/sessions/{session_id}/history"), &admin).await;
+    assert_eq!(status, 200, "{history}");
+    seen.add(&history);
+    assert_eq!(history["total"], 2);
+    assert_eq!(history["items"][0]["role"], "user");
+    assert_eq!(history["items"][0]["content"], "List the customers with their email");
+    assert_eq!(history["items"][1]["role"], "assistant");
+    assert_eq!(history["items"][1]["query_generated"], "SELECT name, email FROM customers ORDER BY id LIMIT 100");
+    assert_eq!(history["items"][1]["results_json"]["rows"][2][1], "[REDACTED]");
+    let (status, sessions) = server.get("/api/v1/chat/sessions", &admin).await;
+    assert_eq!(status, 200);
+    assert_eq!(sessions["items"][0]["id"], session_id.as_str());
+
+    // The same question again: served from the cache, no LLM call.
+    let (_, events) = chat(&server, &admin, &ask).await;
+    let again = done(&events).clone();
+    assert_eq!(again["status"], "cached", "{again}");
+    assert_eq!(again["cache_hit"], true);
+    assert_eq!(again["results"]["rows"][0][1], "[REDACTED]");
+    assert_eq!(llm.requests().len(), calls_after_first, "a cached answer does not call the model");
+
+    // review_first: held, no rows; a member may not approve; an admin runs it once.
+    let (status, mode) = server
+        .put(
+            &format!("/api/v1/connections/{connection_id}/execution-mode"),
+            &admin,
+            &json!({ "execution_mode": "review_first" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{mode}");
+    llm.reply(CHAT, answer("SELECT country, email FROM customers WHERE country = 'DE'"));
+    let held_ask = json!({ "connection_id": connection_id, "message": "Which customers live in Germany?" });
+    let (_, events) = chat(&server, &admin, &held_ask).await;
+    let held = done(&events).clone();
+    assert_eq!(held["status"], "pending_approval", "{held}");
+    assert!(held["results"].is_null(), "nothing ran: {held}");
+    assert!(!kinds(&events).contains(&"row_batch"));
+    let message_id = held["message_id"].as_str().expect("message id").to_string();
+    let member = server.add_user(&admin, "member@example.com", "member").await;
+    let (status, _) = server.post(&format!("/api/v1/chat/execute/{message_id}"), &member, &json!({})).await;
+    assert_eq!(status, 403, "a member cannot approve");
+    let (status, executed) = server.post(&format!("/api/v1/chat/execute/{message_id}"), &admin, &json!({})).await;
+    assert_eq!(status, 200, "{executed}");
+    seen.add(&executed);
+    assert_eq!(executed["status"], "executed");
+    assert_eq!(executed["results"]["row_count"], 2);
+    assert_eq!(executed["results"]["rows"][0][1], "[REDACTED]", "masked on the approval path");
+    let (status, _) = server.post(&format!("/api/v1/chat/execute/{message_id}"), &admin, &json!({})).await;
+    assert_eq!(status, 400, "a held query runs once");
+
+    // generate_only: SQL only.
+    let (status, _) = server
+        .put(
+            &format!("/api/v1/connections/{connection_id}/execution-mode"),
+            &admin,
+            &json!({ "execution_mode": "generate_only" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    llm.reply(CHAT, answer("SELECT COUNT(*) AS n FROM customers"));
+    let (_, events) = chat(&server, &admin, &json!({ "connection_id": connection_id, "message": "How many customers are there?" })).await;
+    let only = done(&events).clone();
+    assert_eq!(only["status"], "query_only", "{only}");
+    assert!(only["results"].is_null());
+
+    // Edit: validated, then run (auto_execute), masked; unsafe SQL is refused.
+    let (status, _) = server
+        .put(
+            &format!("/api/v1/connections/{connection_id}/execution-mode"),
+            &admin,
+            &json!({ "execution_mode": "auto_execute" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let edit_id = only["message_id"].as_str().expect("message id");
+    let (status, edited) = server
+        .post(&format!("/api/v1/chat/edit/{edit_id}"), &admin, &json!({ "edited_query": "SELECT email FROM customers" }))
+        .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(edited["status"], "executed", "{edited}");
+    assert_eq!(edited["results"]["rows"][0][0], "[REDACTED]", "masked on the edit path");
+    let (status, refused) = server
+        .post(&format!("/api/v1/chat/edit/{edit_id}"), &admin, &json!({ "edited_query": "DELETE FROM customers" }))
+        .await;
+    assert_eq!(status, 200, "{refused}");
+    assert_eq!(refused["status"], "error", "a write is refused: {refused}");
+
+    // Bad input: 4xx in the API's shape, nothing recorded.
+    let (_, before) = server.get("/api/v1/chat/sessions", &admin).await;
+    let (status, body) = chat(&server, &admin, &json!({ "connection_id": connection_id, "message": "   " })).await;
+    assert_eq!(status, 422, "{body:?}");
+    let (status, _) = chat(&server, &admin, &json!({ "message": "no connection" })).await;
+    assert_eq!(status, 422);
+    let (status, body) = chat(&server, &admin, &json!({ "connection_id": "00000000-0000-4000-8000-000000000000", "message": "hi" })).await;
+    assert_eq!(status, 404, "{body:?}");
+    let (status, _) =
+        server.call(reqwest::Method::POST, "/api/v1/chat", None, Some(&json!({ "connection_id": connection_id, "message": "hi" }))).await;
+    assert_eq!(status, 401);
+    let (status, _) = server.post("/api/v1/chat/execute/not-a-message", &admin, &json!({})).await;
+    assert_eq!(status, 404);
+    let (status, _) = server.post(&format!("/api/v1/chat/feedback/{edit_id}"), &admin, &json!({ "feedback": "meh" })).await;
+    assert_eq!(status, 422);
+    let (_, after) = server.get("/api/v1/chat/sessions", &admin).await;
+    assert_eq!(before["total"], after["total"], "bad input recorded nothing");
+
+    // Secrets: in no response, no log line, not in the metadata database file.
+    for secret in [API_KEY, DB_PASSWORD] {
+        seen.assert_never(secret);
+        assert!(!logs().contains(secret), "a secret reached the logs");
+        for file in ["quarry.db", "quarry.db-wal"] {
+            if let Ok(bytes) = std::fs::read(server.data_dir.path().join(file)) {
+                let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+                assert!(!found, "{secret} is stored in plain text in {file}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_flow_on_sqlite() {
+    full_flow(sqlite_db().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_flow_on_postgres() {
+    if let Some(db) = postgres_db().await {
+        full_flow(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_flow_on_mariadb() {
+    if let Some(db) = mysql_db().await {
+        full_flow(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_adds_an_example_and_thumbs_down_evicts_the_cache() {
+    let server = ProductServer::start().await;
+    let llm = FakeServer::start().await;
+    let admin = server.register_admin().await;
+    let db = sqlite_db().await;
+    let (status, _) = server
+        .post(
+            "/api/v1/providers/openai-compatible",
+            &admin,
+            &json!({ "base_url": llm.url("/v1"), "model": "test-model", "api_key": API_KEY, "is_active": true }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, connection) =
+        server.post("/api/v1/connections", &admin, &json!({ "name": "fb", "source_type": "sqlite", "config": db.config })).await;
+    let connection_id = connection["id"].as_str().expect("id").to_string();
+
+    llm.reply(CHAT, answer("SELECT COUNT(*) AS n FROM customers WHERE country = 'DE'"));
+    let ask = json!({ "connection_id": connection_id, "message": "How many customers are in Germany?" });
+    let (_, events) = chat(&server, &admin, &ask).await;
+    let first = done(&events).clone();
+    assert_eq!(first["status"], "executed", "{first}");
+    let message_id = first["message_id"].as_str().expect("id").to_string();
+
+    // 👍: the pair becomes a verified example, shown to the model next time.
+    let (status, _) =
+        server.post(&format!("/api/v1/chat/feedback/{message_id}"), &admin, &json!({ "feedback": "thumbs_up" })).await;
+    assert_eq!(status, 204);
+    let (status, examples) = server.get(&format!("/api/v1/chat/examples/{connection_id}"), &admin).await;
+    assert_eq!(status, 200, "{examples}");
+    assert_eq!(examples["total"], 1, "{examples}");
+
+    // 👎: the cached answer is evicted, so the same question goes to the model again.
+    let (status, _) =
+        server.post(&format!("/api/v1/chat/feedback/{message_id}"), &admin, &json!({ "feedback": "thumbs_down" })).await;
+    assert_eq!(status, 204);
+    llm.reply(CHAT, answer("SELECT COUNT(*) AS n FROM customers WHERE country = 'DE'"));
+    let calls = llm.requests().len();
+    let (_, events) = chat(&server, &admin, &ask).await;
+    assert_eq!(done(&events)["status"], "executed", "not served from the cache after 👎");
+    assert_eq!(llm.requests().len(), calls + 1);
+    let prompt = llm.requests().last().map(|r| r.json().to_string()).unwrap_or_default();
+    assert!(prompt.contains("Verified examples"), "the example reaches the prompt");
+}

@@ -1,0 +1,1 @@
+//! Two replicas placeholder (being written).
