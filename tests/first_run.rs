@@ -44,7 +44,9 @@ async fn germany_count(data: &Path) -> i64 {
 fn single_number(results: &Value) -> i64 {
     assert_eq!(results["row_count"], 1, "one row expected: {results}");
     let cell = &results["rows"][0][0];
-    cell.as_i64().or_else(|| cell.as_str().and_then(|s| s.parse().ok())).unwrap_or_else(|| panic!("not a number: {results}"))
+    cell.as_i64()
+        .or_else(|| cell.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| panic!("not a number: {results}"))
 }
 
 /// The one connection the list shows, which must be the demo shop; its id.

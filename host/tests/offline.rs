@@ -159,5 +159,7 @@ async fn streams_its_answer_and_declines_clearly() {
     assert!(answer.sql.is_none());
     let error = answer.error.unwrap_or_default();
     assert!(error.contains("offline provider cannot answer this question (it did not understand"), "{error}");
-    assert!(answer.attempts.iter().all(|a| a.outcome == "no-sql"), "{:?}", answer.attempts);
+    // A refusal to answer is final: the model is not asked again to repeat it.
+    assert_eq!(answer.attempts.len(), 1, "{:?}", answer.attempts);
+    assert_eq!(answer.attempts[0].outcome, "declined");
 }

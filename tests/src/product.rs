@@ -98,7 +98,9 @@ impl User {
         let frames: Vec<Value> = read_events(response)
             .await
             .iter()
-            .map(|e| serde_json::from_str(&e.data).unwrap_or_else(|err| panic!("a frame that is not JSON ({err}): {e:?}")))
+            .map(|e| {
+                serde_json::from_str(&e.data).unwrap_or_else(|err| panic!("a frame that is not JSON ({err}): {e:?}"))
+            })
             .collect();
         for frame in &frames {
             assert!(frame["type"].is_string(), "a frame without a type: {frame}");
@@ -109,7 +111,13 @@ impl User {
     }
 
     /// Ask `question` on `connection_id` (optionally in `session_id`).
-    pub async fn ask(&self, server: &Server, connection_id: &str, question: &str, session_id: Option<&str>) -> ChatAnswer {
+    pub async fn ask(
+        &self,
+        server: &Server,
+        connection_id: &str,
+        question: &str,
+        session_id: Option<&str>,
+    ) -> ChatAnswer {
         let mut body = json!({ "connection_id": connection_id, "message": question });
         if let Some(session) = session_id {
             body["session_id"] = json!(session);

@@ -25,6 +25,10 @@ pub enum ExtractError {
     /// The answer holds no SQL statement.
     #[error("the model's answer contains no SQL query: {0}")]
     NoSql(String),
+    /// The model said the question cannot be answered (`"sql": ""` with a reason, as the prompt
+    /// asks it to); asking again would only repeat that.
+    #[error("{0}")]
+    Declined(String),
 }
 
 /// Keys under which models put the query in a JSON answer, most specific first.
@@ -50,7 +54,26 @@ pub fn extract(answer: &str) -> Result<Extracted, ExtractError> {
     if let Some(sql) = from_bare_text(text) {
         return Ok(Extracted { sql, description: None });
     }
+    if let Some(reason) = declined(text) {
+        return Err(ExtractError::Declined(reason));
+    }
     Err(ExtractError::NoSql(preview(text)))
+}
+
+/// The reason of a JSON answer whose SQL is deliberately empty: `{"sql": "", "description": "…"}`.
+fn declined(text: &str) -> Option<String> {
+    json_objects(text).into_iter().find_map(|object| {
+        let map = object.as_object()?;
+        let sql = SQL_KEYS.iter().find_map(|k| map.get(*k))?;
+        if !sql.as_str().is_some_and(|s| s.trim().is_empty()) {
+            return None;
+        }
+        DESCRIPTION_KEYS
+            .iter()
+            .find_map(|k| map.get(*k).and_then(Value::as_str))
+            .map(|d| d.trim().to_string())
+            .filter(|d| !d.is_empty())
+    })
 }
 
 /// Remove `<think>…</think>` (and `<thinking>`, `<reasoning>`) sections; an unclosed one at the
@@ -274,6 +297,13 @@ fn preview(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_sql_with_a_reason_is_a_refusal_to_answer() {
+        let answer = r#"{"description": "The schema has no salaries.", "sql": ""}"#;
+        assert_eq!(extract(answer), Err(ExtractError::Declined("The schema has no salaries.".into())));
+        assert!(matches!(extract(r#"{"sql": ""}"#), Err(ExtractError::NoSql(_))), "no reason: not a refusal");
+    }
 
     fn sql_of(answer: &str) -> String {
         extract(answer).unwrap_or_else(|e| panic!("{e}: {answer}")).sql

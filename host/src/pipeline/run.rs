@@ -26,6 +26,7 @@ use super::answer::{Answer, AnswerStatus, Attempt, QueryResults, TokenUsage};
 use super::engine::{EngineError, Inner, MAX_FEEDBACK_EXAMPLES, MAX_RETRY_COUNT, MAX_SCHEMA_EXAMPLES, Question};
 use super::execute::execute;
 use super::explain::{explain, grants};
+use super::extract::ExtractError;
 use super::generate::generate;
 use super::progress::{Progress, ProgressSink, Stage};
 use super::prompt::{Failure, PromptInput, generation_messages, repair_messages_with_result};
@@ -452,13 +453,18 @@ impl AttemptLoop<'_> {
                         (found.sql, false)
                     }
                     Err(e) => {
+                        // A model that says the question cannot be answered is not asked again.
+                        let (outcome, last) = match e {
+                            ExtractError::Declined(_) => ("declined", true),
+                            _ => ("no-sql", false),
+                        };
                         let detail = e.to_string();
                         return Ok(Tried::Failed {
                             sql: None,
-                            outcome: "no-sql",
+                            outcome,
                             failure: Failure::NoSql(detail.clone()),
                             detail,
-                            last: false,
+                            last,
                         });
                     }
                 }
