@@ -277,7 +277,9 @@ async fn full_flow(db: TestDb) {
         .await;
     assert_eq!(status, 200);
     llm.reply(CHAT, answer("SELECT COUNT(*) AS n FROM customers"));
-    let (_, events) = chat(&server, &admin, &json!({ "connection_id": connection_id, "message": "How many customers are there?" })).await;
+    let (_, events) =
+        chat(&server, &admin, &json!({ "connection_id": connection_id, "message": "How many customers are there?" }))
+            .await;
     let only = done(&events).clone();
     assert_eq!(only["status"], "query_only", "{only}");
     assert!(only["results"].is_null());
@@ -293,7 +295,11 @@ async fn full_flow(db: TestDb) {
     assert_eq!(status, 200);
     let edit_id = only["message_id"].as_str().expect("message id");
     let (status, edited) = server
-        .post(&format!("/api/v1/chat/edit/{edit_id}"), &admin, &json!({ "edited_query": "SELECT email FROM customers" }))
+        .post(
+            &format!("/api/v1/chat/edit/{edit_id}"),
+            &admin,
+            &json!({ "edited_query": "SELECT email FROM customers" }),
+        )
         .await;
     assert_eq!(status, 200, "{edited}");
     assert_eq!(edited["status"], "executed", "{edited}");
@@ -310,14 +316,23 @@ async fn full_flow(db: TestDb) {
     assert_eq!(status, 422, "{body:?}");
     let (status, _) = chat(&server, &admin, &json!({ "message": "no connection" })).await;
     assert_eq!(status, 422);
-    let (status, body) = chat(&server, &admin, &json!({ "connection_id": "00000000-0000-4000-8000-000000000000", "message": "hi" })).await;
+    let (status, body) =
+        chat(&server, &admin, &json!({ "connection_id": "00000000-0000-4000-8000-000000000000", "message": "hi" }))
+            .await;
     assert_eq!(status, 404, "{body:?}");
-    let (status, _) =
-        server.call(reqwest::Method::POST, "/api/v1/chat", None, Some(&json!({ "connection_id": connection_id, "message": "hi" }))).await;
+    let (status, _) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/chat",
+            None,
+            Some(&json!({ "connection_id": connection_id, "message": "hi" })),
+        )
+        .await;
     assert_eq!(status, 401);
     let (status, _) = server.post("/api/v1/chat/execute/not-a-message", &admin, &json!({})).await;
     assert_eq!(status, 404);
-    let (status, _) = server.post(&format!("/api/v1/chat/feedback/{edit_id}"), &admin, &json!({ "feedback": "meh" })).await;
+    let (status, _) =
+        server.post(&format!("/api/v1/chat/feedback/{edit_id}"), &admin, &json!({ "feedback": "meh" })).await;
     assert_eq!(status, 422);
     let (_, after) = server.get("/api/v1/chat/sessions", &admin).await;
     assert_eq!(before["total"], after["total"], "bad input recorded nothing");
@@ -368,8 +383,9 @@ async fn feedback_adds_an_example_and_thumbs_down_evicts_the_cache() {
         )
         .await;
     assert_eq!(status, 201);
-    let (_, connection) =
-        server.post("/api/v1/connections", &admin, &json!({ "name": "fb", "source_type": "sqlite", "config": db.config })).await;
+    let (_, connection) = server
+        .post("/api/v1/connections", &admin, &json!({ "name": "fb", "source_type": "sqlite", "config": db.config }))
+        .await;
     let connection_id = connection["id"].as_str().expect("id").to_string();
 
     llm.reply(CHAT, answer("SELECT COUNT(*) AS n FROM customers WHERE country = 'DE'"));
@@ -388,8 +404,9 @@ async fn feedback_adds_an_example_and_thumbs_down_evicts_the_cache() {
     assert_eq!(examples["total"], 1, "{examples}");
 
     // 👎: the cached answer is evicted, so the same question goes to the model again.
-    let (status, _) =
-        server.post(&format!("/api/v1/chat/feedback/{message_id}"), &admin, &json!({ "feedback": "thumbs_down" })).await;
+    let (status, _) = server
+        .post(&format!("/api/v1/chat/feedback/{message_id}"), &admin, &json!({ "feedback": "thumbs_down" }))
+        .await;
     assert_eq!(status, 204);
     llm.reply(CHAT, answer("SELECT COUNT(*) AS n FROM customers WHERE country = 'DE'"));
     let calls = llm.requests().len();

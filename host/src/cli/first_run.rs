@@ -108,8 +108,9 @@ async fn seed(store: &Store, cipher: &Cipher, defaults: &Defaults, llm: &Provide
     if let Some(demo) = &defaults.demo {
         let (existing, _) = store.list_connections(1, 0).await?;
         if existing.is_empty() {
-            let config = ConnectionConfig::parse(SourceType::Sqlite, &json!({ "path": demo.path.display().to_string() }))
-                .map_err(|problems| anyhow::anyhow!("demo connection config: {problems:?}"))?;
+            let config =
+                ConnectionConfig::parse(SourceType::Sqlite, &json!({ "path": demo.path.display().to_string() }))
+                    .map_err(|problems| anyhow::anyhow!("demo connection config: {problems:?}"))?;
             let new = NewConnection {
                 name: DEMO_CONNECTION.to_string(),
                 source_type: SourceType::Sqlite.as_str().to_string(),

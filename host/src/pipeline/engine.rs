@@ -7,13 +7,13 @@
 
 use std::sync::Arc;
 
+use super::prompt::Example;
 use crate::config::{ConfigFileError, PipelineSettings};
 use crate::db::{ConnectOptions, DatabaseUrl, DbError};
 use crate::llm::{ConfigError, LlmError, ProviderSpec, Secret};
 use crate::plugins::capabilities::http::HttpClients;
 use crate::plugins::{CallError, PluginRegistry};
 use crate::schema::{PrivacyPolicy, SchemaCache};
-use super::prompt::Example;
 use crate::store::{Store, StoreError};
 
 use super::answer::Answer;

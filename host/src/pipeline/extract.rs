@@ -36,7 +36,8 @@ const SQL_KEYS: &[&str] = &["sql", "sqlQuery", "sql_query", "query", "SQL"];
 /// Keys under which models put the plan.
 const DESCRIPTION_KEYS: &[&str] = &["description", "queryDescription", "query_description", "plan", "explanation"];
 /// Words a SQL query starts with.
-const SQL_STARTS: &[&str] = &["select", "with", "values", "explain", "(", "table", "show", "insert", "update", "delete"];
+const SQL_STARTS: &[&str] =
+    &["select", "with", "values", "explain", "(", "table", "show", "insert", "update", "delete"];
 
 /// Find the SQL in `answer`.
 pub fn extract(answer: &str) -> Result<Extracted, ExtractError> {
@@ -215,14 +216,18 @@ fn from_fences(text: &str) -> Option<Extracted> {
     let blocks = fenced_blocks(text);
     let pick = blocks
         .iter()
-        .find(|(lang, body)| matches!(lang.as_str(), "sql" | "postgresql" | "postgres" | "mysql" | "sqlite" | "pgsql") && !body.trim().is_empty())
+        .find(|(lang, body)| {
+            matches!(lang.as_str(), "sql" | "postgresql" | "postgres" | "mysql" | "sqlite" | "pgsql")
+                && !body.trim().is_empty()
+        })
         .or_else(|| blocks.iter().find(|(lang, body)| lang.is_empty() && looks_like_sql(body)))?;
     let sql = clean_sql(&pick.1);
     if sql.is_empty() {
         return None;
     }
     let before = text.split("```").next().unwrap_or("").trim();
-    let description = (!before.is_empty() && before.len() <= 300).then(|| before.trim_end_matches(':').trim().to_string());
+    let description =
+        (!before.is_empty() && before.len() <= 300).then(|| before.trim_end_matches(':').trim().to_string());
     Some(Extracted { sql, description })
 }
 
@@ -340,7 +345,10 @@ mod tests {
 
     #[test]
     fn reads_bare_sql_with_prose_around_it() {
-        assert_eq!(sql_of("The query is:\n\nSELECT id FROM t WHERE note = 'a;b';\n\nIt returns ids."), "SELECT id FROM t WHERE note = 'a;b'");
+        assert_eq!(
+            sql_of("The query is:\n\nSELECT id FROM t WHERE note = 'a;b';\n\nIt returns ids."),
+            "SELECT id FROM t WHERE note = 'a;b'"
+        );
         assert_eq!(sql_of("WITH x AS (SELECT 1) SELECT * FROM x"), "WITH x AS (SELECT 1) SELECT * FROM x");
         assert_eq!(sql_of("select a\nfrom b\n\nThis selects a."), "select a\nfrom b");
     }

@@ -67,9 +67,13 @@ mod tests {
 
     #[test]
     fn the_limit_moves_outside_the_filter() {
-        let wrapped = with_row_filter("SELECT id, region FROM t ORDER BY id LIMIT 5", "region = 'EU'", Flavor::PostgreSQL)
-            .expect("wrapped");
-        assert_eq!(wrapped, "SELECT * FROM (SELECT id, region FROM t ORDER BY id) AS _quarry_rows WHERE (region = 'EU') LIMIT 5");
+        let wrapped =
+            with_row_filter("SELECT id, region FROM t ORDER BY id LIMIT 5", "region = 'EU'", Flavor::PostgreSQL)
+                .expect("wrapped");
+        assert_eq!(
+            wrapped,
+            "SELECT * FROM (SELECT id, region FROM t ORDER BY id) AS _quarry_rows WHERE (region = 'EU') LIMIT 5"
+        );
     }
 
     #[test]

@@ -84,15 +84,9 @@ pub(crate) async fn run(inner: &Inner, q: Question, mode: Mode, progress: Progre
     // 2. Schema: cached per database and key.
     progress.stage(Stage::Schema, "Reading the database schema").await;
     let t = Instant::now();
-    let schema = load(
-        &inner.schemas,
-        &resolved.db,
-        &resolved.db_key,
-        q.schema_key.as_deref(),
-        q.schema_examples,
-        privacy,
-    )
-    .await?;
+    let schema =
+        load(&inner.schemas, &resolved.db, &resolved.db_key, q.schema_key.as_deref(), q.schema_examples, privacy)
+            .await?;
     timings.add(Stage::Schema, t);
     still_wanted(&progress)?;
 
@@ -319,7 +313,8 @@ impl AttemptLoop<'_> {
             Mode::Review | Mode::CachedReview { .. } => AnswerStatus::PendingApproval,
             _ => AnswerStatus::QueryOnly,
         };
-        let ran_status = if matches!(mode, Mode::Cached { .. }) { AnswerStatus::Cached } else { AnswerStatus::Executed };
+        let ran_status =
+            if matches!(mode, Mode::Cached { .. }) { AnswerStatus::Cached } else { AnswerStatus::Executed };
         let evaluating = matches!(mode, Mode::Evaluate { .. });
         let mut out = Outcome {
             status: AnswerStatus::Error,

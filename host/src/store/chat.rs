@@ -12,9 +12,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::codec::{self, StoreRow};
-use super::sessions::{
-    INSERT_TURN, NewTurn, Turn, UPSERT_SESSION, check_new_turn, check_session_id, sql_count, title_of, turn_from_row,
-};
+use super::sessions::{NewTurn, Turn, check_session_id, sql_count, turn_from_row};
 use super::{Store, StoreError, with_pool};
 
 /// What a chat turn records beyond a [`NewTurn`].
@@ -31,6 +29,17 @@ pub struct ChatExtras {
     /// The result as the client saw it (masked): columns, column_types, rows, row_count, ….
     pub results: Option<Value>,
     /// Whether the SQL came from the answer cache.
+    pub cache_hit: bool,
+}
+
+/// The chat columns of one turn, as `Store::insert_turn` writes them with the turn.
+pub(super) struct ChatColumns<'a> {
+    pub user_id: &'a str,
+    pub connection_id: &'a str,
+    pub provider: Option<&'a str>,
+    pub user_message_id: &'a str,
+    pub explanation: Option<&'a str>,
+    pub results: Option<&'a Value>,
     pub cache_hit: bool,
 }
 
@@ -109,10 +118,10 @@ macro_rules! chat_columns {
     };
 }
 
-const SET_SESSION_OWNER: &str = "UPDATE sessions SET user_id = COALESCE(user_id, $2), \
+pub(super) const SET_SESSION_OWNER: &str = "UPDATE sessions SET user_id = COALESCE(user_id, $2), \
      connection_id = COALESCE(connection_id, $3), provider = COALESCE($4, provider) WHERE id = $1";
 
-const SET_CHAT_COLUMNS: &str =
+pub(super) const SET_CHAT_COLUMNS: &str =
     "UPDATE messages SET user_message_id = $2, explanation = $3, results = $4, cache_hit = $5 WHERE id = $1";
 
 macro_rules! session_columns {
@@ -157,76 +166,19 @@ impl Store {
     /// Record one chat turn: the session (created on its first turn, owned by `extras.user_id`),
     /// the turn and its chat columns, in one transaction.
     pub async fn append_chat_turn(&self, turn: NewTurn, extras: ChatExtras) -> Result<ChatTurn, StoreError> {
-        check_new_turn(&turn)?;
-        let id = Uuid::new_v4().to_string();
         let user_message_id = Uuid::new_v4().to_string();
-        let now = codec::now();
-        let title = title_of(&turn.question);
-        let seq: i64 = with_pool!(self, |pool, codec| {
-            let mut tx = pool.begin_with(codec::BEGIN_WRITE).await?;
-            let seq: i64 = sqlx::query_scalar(UPSERT_SESSION)
-                .bind(&turn.session_id)
-                .bind(&title)
-                .bind(codec::time(now))
-                .fetch_one(&mut *tx)
-                .await?;
-            sqlx::query(SET_SESSION_OWNER)
-                .bind(&turn.session_id)
-                .bind(&extras.user_id)
-                .bind(&extras.connection_id)
-                .bind(&extras.provider)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(INSERT_TURN)
-                .bind(&id)
-                .bind(&turn.session_id)
-                .bind(seq)
-                .bind(codec::time(now))
-                .bind(&turn.question)
-                .bind(&turn.description)
-                .bind(&turn.sql)
-                .bind(&turn.dialect)
-                .bind(&turn.status)
-                .bind(&turn.result_summary)
-                .bind(turn.row_count)
-                .bind(&turn.error)
-                .bind(turn.input_tokens)
-                .bind(turn.output_tokens)
-                .bind(codec::json(&turn.timings_ms))
-                .bind(codec::json(&turn.attempts))
-                .execute(&mut *tx)
-                .await?;
-            let results = extras.results.as_ref().map(codec::json);
-            sqlx::query(SET_CHAT_COLUMNS)
-                .bind(&id)
-                .bind(&user_message_id)
-                .bind(&extras.explanation)
-                .bind(results)
-                .bind(extras.cache_hit)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            seq
-        });
+        let columns = ChatColumns {
+            user_id: &extras.user_id,
+            connection_id: &extras.connection_id,
+            provider: extras.provider.as_deref(),
+            user_message_id: &user_message_id,
+            explanation: extras.explanation.as_deref(),
+            results: extras.results.as_ref(),
+            cache_hit: extras.cache_hit,
+        };
+        let turn = self.insert_turn(turn, Some(&columns)).await?;
         Ok(ChatTurn {
-            turn: Turn {
-                id,
-                seq,
-                created_at: now,
-                session_id: turn.session_id,
-                question: turn.question,
-                description: turn.description,
-                sql: turn.sql,
-                dialect: turn.dialect,
-                status: turn.status,
-                result_summary: turn.result_summary,
-                row_count: turn.row_count,
-                error: turn.error,
-                input_tokens: turn.input_tokens,
-                output_tokens: turn.output_tokens,
-                timings_ms: turn.timings_ms,
-                attempts: turn.attempts,
-            },
+            turn,
             user_message_id: Some(user_message_id),
             explanation: extras.explanation,
             results: extras.results,

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::chat::{ChatColumns, SET_CHAT_COLUMNS, SET_SESSION_OWNER};
 use super::codec::{self, StoreRow};
 use super::{Store, StoreError, with_pool};
 
@@ -148,13 +149,13 @@ macro_rules! turn_columns {
 
 /// Create the session or count one more turn on it; returns the new turn's `seq`. The row stays
 /// locked until the transaction ends, which serialises appends to one session.
-pub(super) const UPSERT_SESSION: &str = "INSERT INTO sessions (id, title, turn_count, last_seq, created_at, updated_at) \
+const UPSERT_SESSION: &str = "INSERT INTO sessions (id, title, turn_count, last_seq, created_at, updated_at) \
      VALUES ($1, $2, 1, 1, $3, $3) \
      ON CONFLICT (id) DO UPDATE SET turn_count = sessions.turn_count + 1, \
      last_seq = sessions.last_seq + 1, updated_at = excluded.updated_at \
      RETURNING last_seq";
 
-pub(super) const INSERT_TURN: &str = concat!(
+const INSERT_TURN: &str = concat!(
     "INSERT INTO messages (",
     turn_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
@@ -184,6 +185,12 @@ impl Store {
     /// get distinct consecutive `seq` values. Fails with [`StoreError::InvalidInput`] for a bad
     /// session id or a NUL character in any text (PostgreSQL cannot store one), writing nothing.
     pub async fn append_turn(&self, turn: NewTurn) -> Result<Turn, StoreError> {
+        self.insert_turn(turn, None).await
+    }
+
+    /// [`Store::append_turn`], with the product-API chat columns written in the same transaction
+    /// when `chat` is given (see `store/chat.rs`).
+    pub(super) async fn insert_turn(&self, turn: NewTurn, chat: Option<&ChatColumns<'_>>) -> Result<Turn, StoreError> {
         check_new_turn(&turn)?;
         let id = Uuid::new_v4().to_string();
         let now = codec::now();
@@ -215,6 +222,23 @@ impl Store {
                 .bind(codec::json(&turn.attempts))
                 .execute(&mut *tx)
                 .await?;
+            if let Some(chat) = chat {
+                sqlx::query(SET_SESSION_OWNER)
+                    .bind(&turn.session_id)
+                    .bind(chat.user_id)
+                    .bind(chat.connection_id)
+                    .bind(chat.provider)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(SET_CHAT_COLUMNS)
+                    .bind(&id)
+                    .bind(chat.user_message_id)
+                    .bind(chat.explanation)
+                    .bind(chat.results.map(codec::json))
+                    .bind(chat.cache_hit)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             seq
         });

@@ -34,7 +34,13 @@ pub struct Route {
     pub summary: &'static str,
 }
 
-const fn r(method: &'static str, path: &'static str, tag: &'static str, access: Access, summary: &'static str) -> Route {
+const fn r(
+    method: &'static str,
+    path: &'static str,
+    tag: &'static str,
+    access: Access,
+    summary: &'static str,
+) -> Route {
     Route { method, path, tag, access, summary }
 }
 
@@ -116,9 +122,8 @@ pub fn document(spec: &mut OpenApi) {
             .description(Some(access_note(route.access)))
             .responses(responses(route));
         for name in path_params(route.path) {
-            operation = operation.parameter(
-                ParameterBuilder::new().name(name).parameter_in(ParameterIn::Path).required(Required::True),
-            );
+            operation = operation
+                .parameter(ParameterBuilder::new().name(name).parameter_in(ParameterIn::Path).required(Required::True));
         }
         if matches!(route.method, "POST" | "PUT") {
             operation = operation.request_body(Some(
@@ -156,9 +161,10 @@ fn responses(route: &Route) -> utoipa::openapi::Responses {
     } else {
         ResponseBuilder::new().description("Success")
     };
-    let mut builder = ResponsesBuilder::new()
-        .response("200", ok.build())
-        .response("422", ResponseBuilder::new().description("Invalid body or parameters (`detail` lists them)").build());
+    let mut builder = ResponsesBuilder::new().response("200", ok.build()).response(
+        "422",
+        ResponseBuilder::new().description("Invalid body or parameters (`detail` lists them)").build(),
+    );
     if route.access != Access::Public {
         builder = builder.response("401", ResponseBuilder::new().description("Not authenticated").build());
     }

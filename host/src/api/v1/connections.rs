@@ -10,15 +10,13 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH, VARY};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::api::state::AppState;
 use crate::api::validation::{FieldError, Invalid};
@@ -30,6 +28,7 @@ use crate::schema::Schema;
 use crate::store::connections::{ConnectionRecord, NewConnection};
 
 use super::error::{ApiError, ApiResult};
+use super::etag::json_with_etag;
 use super::extract::{AdminUser, Body, CurrentUser};
 use super::page::{PageParams, Paginated};
 use super::state::Product;
@@ -405,37 +404,13 @@ async fn put_config(
     Ok(Json((&updated).into()))
 }
 
-/// The DataSourceSchema JSON of a stored schema, and its ETag (first 32 hex of SHA-256 of the body).
-fn schema_body(source_type: &str, schema: &Value, refreshed_at: DateTime<Utc>) -> Option<(Vec<u8>, String)> {
+/// The DataSourceSchema JSON of a stored schema.
+fn schema_body(source_type: &str, schema: &Value, refreshed_at: DateTime<Utc>) -> Option<Vec<u8>> {
     let source_type: SourceType = source_type.parse().ok()?;
     // A schema stored by another version of Quarry that no longer reads counts as not cached.
     let schema: Schema = serde_json::from_value(schema.clone()).ok()?;
     let body = serde_json::to_vec(&connections::datasource_schema(source_type, &schema, refreshed_at)).ok()?;
-    let etag = hex::encode(Sha256::digest(&body))[..32].to_string();
-    Some((body, etag))
-}
-
-/// Whether `If-None-Match` names `etag` (quoted or not, weak or strong, in a list, or `*`).
-fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
-    headers.get_all(IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|tag| {
-        let tag = tag.trim();
-        let tag = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
-        tag == "*" || tag == etag
-    })
-}
-
-fn schema_response(body: Vec<u8>, etag: &str, headers: &HeaderMap) -> Response {
-    let quoted = HeaderValue::from_str(&format!("\"{etag}\"")).unwrap_or(HeaderValue::from_static("\"\""));
-    let cache = [
-        (ETAG, quoted),
-        (CACHE_CONTROL, HeaderValue::from_static("private, max-age=300, must-revalidate")),
-        (VARY, HeaderValue::from_static("Authorization")),
-    ];
-    if etag_matches(headers, etag) {
-        return (StatusCode::NOT_MODIFIED, cache).into_response();
-    }
-    (StatusCode::OK, cache, [(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body)
-        .into_response()
+    Some(body)
 }
 
 async fn get_schema(
@@ -448,8 +423,8 @@ async fn get_schema(
     let record = load(product, &id).await?;
     let no_schema = || ApiError::not_found("No schema cached — run a refresh first");
     let cached = product.store.connection_schema(&id).await?.ok_or_else(no_schema)?;
-    let (body, etag) = schema_body(&record.source_type, &cached.schema, cached.refreshed_at).ok_or_else(no_schema)?;
-    Ok(schema_response(body, &etag, &headers))
+    let body = schema_body(&record.source_type, &cached.schema, cached.refreshed_at).ok_or_else(no_schema)?;
+    Ok(json_with_etag(body, &headers))
 }
 
 async fn refresh_schema(
@@ -473,9 +448,9 @@ async fn refresh_schema(
         return Err(not_found());
     }
     clear_cache(product, &id).await?;
-    let (body, etag) = schema_body(&record.source_type, &stored, refreshed_at)
+    let body = schema_body(&record.source_type, &stored, refreshed_at)
         .ok_or_else(|| ApiError::internal("a freshly read schema did not serialize"))?;
-    Ok(schema_response(body, &etag, &headers))
+    Ok(json_with_etag(body, &headers))
 }
 
 async fn put_privacy(
@@ -524,23 +499,4 @@ async fn put_execution_mode(
         .map_err(|e| ApiError::from(e).into_response())?
         .ok_or_else(|| not_found().into_response())?;
     Ok(Json(detail_of(&updated).map_err(IntoResponse::into_response)?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn if_none_match_forms() {
-        let mut h = HeaderMap::new();
-        assert!(!etag_matches(&h, "abc"));
-        h.insert(IF_NONE_MATCH, HeaderValue::from_static("\"abc\""));
-        assert!(etag_matches(&h, "abc"));
-        h.insert(IF_NONE_MATCH, HeaderValue::from_static("W/\"x\", \"abc\""));
-        assert!(etag_matches(&h, "abc"));
-        h.insert(IF_NONE_MATCH, HeaderValue::from_static("\"abd\""));
-        assert!(!etag_matches(&h, "abc"));
-        h.insert(IF_NONE_MATCH, HeaderValue::from_static("*"));
-        assert!(etag_matches(&h, "abc"));
-    }
 }

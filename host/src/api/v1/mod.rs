@@ -20,6 +20,7 @@ pub mod catalog;
 pub mod chat;
 pub mod connections;
 pub mod error;
+pub mod etag;
 pub mod examples;
 pub mod extract;
 pub mod page;

@@ -12,21 +12,17 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use sha2::{Digest, Sha256};
 
 use crate::api::state::AppState;
 use crate::semantic::{self, SemanticError, SemanticModel, SemanticModelUpdate};
 
 use super::error::{ApiError, ApiResult};
+use super::etag::json_with_etag;
 use super::extract::{AdminUser, Body, CurrentUser};
 use super::state::Product;
-
-/// `Cache-Control` of a semantic model: each user's client may keep it briefly, revalidating.
-const CACHE_PRIVATE: &str = "private, max-age=300, must-revalidate";
 
 /// The semantic routes.
 pub fn router() -> Router<Arc<AppState>> {
@@ -98,61 +94,10 @@ fn semantic_error(e: SemanticError) -> ApiError {
     }
 }
 
-/// The ETag of a JSON body: the first 32 hex digits of its SHA-256, quoted.
-pub fn etag_of(body: &[u8]) -> String {
-    let digest = hex::encode(Sha256::digest(body));
-    format!("\"{}\"", &digest[..32])
-}
-
-/// Whether an `If-None-Match` header names `etag` (quoted or not, weak or strong, in a list,
-/// or `*`).
-fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
-    let bare = etag.trim_matches('"');
-    headers.get_all(IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|tag| {
-        let tag = tag.trim();
-        tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == bare
-    })
-}
-
 /// 200 with the model, or 304 when the client's copy is current; with the caching headers.
 fn with_etag(model: &SemanticModel, request: &HeaderMap) -> Response {
-    let body = match serde_json::to_vec(model) {
-        Ok(body) => body,
-        Err(e) => return ApiError::internal(e).into_response(),
-    };
-    let etag = etag_of(&body);
-    let mut response = if matches_etag(request, &etag) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let mut r = (StatusCode::OK, body).into_response();
-        r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        r
-    };
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        headers.insert(ETAG, value);
-    }
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static(CACHE_PRIVATE));
-    headers.insert(VARY, HeaderValue::from_static("Authorization"));
-    response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn etags_are_32_hex_digits_and_if_none_match_is_read_loosely() {
-        let tag = etag_of(b"{}");
-        assert_eq!(tag.len(), 34);
-        assert!(tag.trim_matches('"').chars().all(|c| c.is_ascii_hexdigit()));
-        let mut h = HeaderMap::new();
-        assert!(!matches_etag(&h, &tag));
-        h.insert(IF_NONE_MATCH, HeaderValue::from_str(&format!("\"x\", W/{tag}")).unwrap());
-        assert!(matches_etag(&h, &tag));
-        h.insert(IF_NONE_MATCH, HeaderValue::from_str(tag.trim_matches('"')).unwrap());
-        assert!(matches_etag(&h, &tag));
-        h.insert(IF_NONE_MATCH, HeaderValue::from_static("\"0000\""));
-        assert!(!matches_etag(&h, &tag));
+    match serde_json::to_vec(model) {
+        Ok(body) => json_with_etag(body, request),
+        Err(e) => ApiError::internal(e).into_response(),
     }
 }

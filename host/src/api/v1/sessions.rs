@@ -158,10 +158,8 @@ async fn list(
 ) -> ApiResult<Json<Paginated<SessionResponse>>> {
     let product = state.product()?;
     let connection = filter.connection_id.as_deref().filter(|c| !c.is_empty());
-    let (sessions, total) = product
-        .store
-        .chat_sessions(&current.user.id, connection, page.limit as usize, page.offset as usize)
-        .await?;
+    let (sessions, total) =
+        product.store.chat_sessions(&current.user.id, connection, page.limit as usize, page.offset as usize).await?;
     Ok(Json(Paginated::new(sessions.into_iter().map(SessionResponse::from).collect(), total, page)))
 }
 

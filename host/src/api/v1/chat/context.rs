@@ -148,7 +148,9 @@ pub async fn prepare(product: &Product, current: &CurrentUser, request: &ChatReq
                 threshold: connection.settings.semantic_similarity_threshold,
             },
             overwrite: request.options.force_refresh,
-            capacity: usize::try_from(connection.settings.cache_max_entries_per_connection).unwrap_or(usize::MAX).max(1),
+            capacity: usize::try_from(connection.settings.cache_max_entries_per_connection)
+                .unwrap_or(usize::MAX)
+                .max(1),
         }));
     }
     let mut question = Question::new(session_id, request.message.trim());
@@ -179,8 +181,14 @@ async fn session_for(product: &Product, current: &CurrentUser, request: &ChatReq
 
 /// The closest verified examples (none when the store fails: they only help).
 async fn examples_for(product: &Product, connection: &ConnectionContext, question: &str) -> Vec<Example> {
-    match crate::examples::similar(&product.store, &connection.resolved.id, connection.dialect, question, EXAMPLES_IN_PROMPT)
-        .await
+    match crate::examples::similar(
+        &product.store,
+        &connection.resolved.id,
+        connection.dialect,
+        question,
+        EXAMPLES_IN_PROMPT,
+    )
+    .await
     {
         Ok(found) => found.into_iter().map(|e| Example { question: e.question, sql: e.sql }).collect(),
         Err(e) => {
@@ -324,10 +332,18 @@ impl SqlCache for ConnectionCache {
         dialect: &'a str,
     ) -> CacheFuture<'a, ()> {
         Box::pin(async move {
-            if let Err(e) =
-                self.cache
-                    .store_entry_with_capacity(&self.connection_id, question, fingerprint, sql, dialect, self.overwrite, self.capacity)
-                    .await
+            if let Err(e) = self
+                .cache
+                .store_entry_with_capacity(
+                    &self.connection_id,
+                    question,
+                    fingerprint,
+                    sql,
+                    dialect,
+                    self.overwrite,
+                    self.capacity,
+                )
+                .await
             {
                 tracing::warn!(connection = %self.connection_id, "could not remember the answer: {e}");
             }

@@ -55,7 +55,12 @@ impl ChatRequest {
         let mut errors = Vec::new();
         let chars = self.message.chars().count();
         if self.message.trim().is_empty() {
-            errors.push(field("string_too_short", "message", "The question is empty", Value::from(self.message.clone())));
+            errors.push(field(
+                "string_too_short",
+                "message",
+                "The question is empty",
+                Value::from(self.message.clone()),
+            ));
         } else if chars > MAX_MESSAGE_CHARS {
             errors.push(field(
                 "string_too_long",
