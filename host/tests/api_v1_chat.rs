@@ -416,3 +416,95 @@ async fn feedback_adds_an_example_and_thumbs_down_evicts_the_cache() {
     let prompt = llm.requests().last().map(|r| r.json().to_string()).unwrap_or_default();
     assert!(prompt.contains("Verified examples"), "the example reaches the prompt");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_row_filter_applies_to_streamed_and_approved_answers() {
+    let server = ProductServer::start().await;
+    let llm = FakeServer::start().await;
+    let admin = server.register_admin().await;
+    let db = sqlite_db().await;
+    let provider = json!({ "base_url": llm.url("/v1"), "model": "test-model", "api_key": API_KEY, "is_active": true });
+    let (status, _) = server.post("/api/v1/providers/openai-compatible", &admin, &provider).await;
+    assert_eq!(status, 201);
+    let (_, connection) = server
+        .post(
+            "/api/v1/connections",
+            &admin,
+            &json!({ "name": "filtered", "source_type": "sqlite", "config": db.config }),
+        )
+        .await;
+    let connection_id = connection["id"].as_str().expect("id").to_string();
+    let (status, privacy) = server
+        .put(
+            &format!("/api/v1/connections/{connection_id}/privacy"),
+            &admin,
+            &json!({ "row_filter_sql": "country = 'DE'" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{privacy}");
+
+    // Streamed: only the rows the filter allows, the limit counted after filtering.
+    llm.reply(CHAT, answer("SELECT name, country FROM customers ORDER BY id LIMIT 2"));
+    let (_, events) =
+        chat(&server, &admin, &json!({ "connection_id": connection_id, "message": "Two customers" })).await;
+    let streamed = done(&events).clone();
+    assert_eq!(streamed["status"], "executed", "{streamed}");
+    assert_eq!(streamed["results"]["rows"], json!([["Ann", "DE"], ["Cid", "DE"]]), "{streamed}");
+
+    // Approved: the held query is filtered when it finally runs.
+    let (status, _) = server
+        .put(
+            &format!("/api/v1/connections/{connection_id}/execution-mode"),
+            &admin,
+            &json!({ "execution_mode": "review_first" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    llm.reply(CHAT, answer("SELECT name, country FROM customers"));
+    let (_, events) =
+        chat(&server, &admin, &json!({ "connection_id": connection_id, "message": "All customer names" })).await;
+    let held = done(&events).clone();
+    assert_eq!(held["status"], "pending_approval", "{held}");
+    let message_id = held["message_id"].as_str().expect("id");
+    let (status, executed) = server.post(&format!("/api/v1/chat/execute/{message_id}"), &admin, &json!({})).await;
+    assert_eq!(status, 200, "{executed}");
+    assert_eq!(executed["results"]["row_count"], 2, "only German customers: {executed}");
+    assert_eq!(executed["query_dialect"], "SQLite");
+
+    // The filter is on the result's columns: a query that leaves them out fails closed (no rows),
+    // it never runs unfiltered.
+    let (status, _) = server
+        .put(
+            &format!("/api/v1/connections/{connection_id}/execution-mode"),
+            &admin,
+            &json!({ "execution_mode": "auto_execute" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let no_country = answer("SELECT name FROM customers");
+    for _ in 0..6 {
+        llm.reply(CHAT, no_country.clone());
+    }
+    let (_, events) =
+        chat(&server, &admin, &json!({ "connection_id": connection_id, "message": "Just the names" })).await;
+    let closed = done(&events).clone();
+    assert_eq!(closed["status"], "error", "{closed}");
+    assert!(closed["results"].is_null(), "{closed}");
+
+    // generate_only: an edit is validated by the connection's dialect plugin, never run.
+    let (status, _) = server
+        .put(
+            &format!("/api/v1/connections/{connection_id}/execution-mode"),
+            &admin,
+            &json!({ "execution_mode": "generate_only" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let edit_id = closed["message_id"].as_str().expect("id");
+    let (status, edited) = server
+        .post(&format!("/api/v1/chat/edit/{edit_id}"), &admin, &json!({ "edited_query": "SELECT name FROM customers" }))
+        .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(edited["status"], "query_only", "{edited}");
+    assert!(edited["results"].is_null());
+}

@@ -16,7 +16,6 @@ pub mod generate;
 pub mod progress;
 pub mod prompt;
 pub mod record;
-pub mod row_filter;
 pub(crate) mod resolve;
 pub(crate) mod run;
 pub(crate) mod schema;

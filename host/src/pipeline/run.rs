@@ -32,9 +32,9 @@ use super::progress::{Progress, ProgressSink, Stage};
 use super::prompt::{Failure, PromptInput, generation_messages, repair_messages_with_result};
 use super::record::{history, record};
 use super::resolve::{Resolved, resolve};
-use super::row_filter::with_row_filter;
 use super::schema::{link_and_render, load};
 use super::validate::{Verdict, only_parse_errors, validate};
+use crate::connections::apply_row_filter;
 
 /// What a question asks of the pipeline.
 pub(crate) enum Mode {
@@ -534,10 +534,7 @@ impl AttemptLoop<'_> {
 impl AttemptLoop<'_> {
     /// `sql` wrapped in the row filter and validated again; `Err` says why it cannot run.
     async fn filtered(&self, sql: &str, filter: &str) -> Result<Result<String, String>, EngineError> {
-        let wrapped = match with_row_filter(sql, filter, self.resolved.db.flavor()) {
-            Ok(wrapped) => wrapped,
-            Err(e) => return Ok(Err(format!("The connection's row filter cannot be applied: {e}"))),
-        };
+        let wrapped = apply_row_filter(sql, filter, self.resolved.db.flavor());
         Ok(match validate(&self.resolved.dialect, &wrapped, &self.policy).await? {
             Verdict::Accepted(v) => Ok(v.sql),
             Verdict::Refused(violations) => {

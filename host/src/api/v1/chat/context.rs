@@ -68,10 +68,13 @@ pub async fn for_connection(product: &Product, id: &str) -> Result<ConnectionCon
     })?;
     let settings = product.settings.current().await?;
     let source = resolved.source_type;
+    // The dialect plugin is named after the engine (`postgres`), people know the language (`PostgreSQL`).
+    let dialect = crate::examples::dialect_for_source(source.as_str())
+        .ok_or_else(|| ApiError::bad_request(format!("No SQL dialect plugin for {source}")))?;
     Ok(ConnectionContext {
         mode: resolved.execution_mode,
-        dialect: source.dialect_name(),
-        dialect_label: dialect_label(source.dialect_name()),
+        dialect,
+        dialect_label: source.dialect_name(),
         settings,
         schema_key: record.schema_refreshed_at.map(|t| t.to_rfc3339()),
         resolved,
@@ -82,16 +85,6 @@ pub async fn for_connection(product: &Product, id: &str) -> Result<ConnectionCon
 pub async fn for_turn(product: &Product, turn: &ChatTurn) -> Result<ConnectionContext, ApiError> {
     let id = turn.connection_id.as_deref().ok_or_else(|| ApiError::not_found("Connection not found"))?;
     for_connection(product, id).await
-}
-
-/// How people name a dialect plugin's language.
-fn dialect_label(dialect: &str) -> &'static str {
-    match dialect {
-        "postgres" => "PostgreSQL",
-        "mysql" => "MySQL",
-        "sqlite" => "SQLite",
-        _ => "SQL",
-    }
 }
 
 /// The pipeline context shared by every path on `connection`: database, privacy, row filter,
