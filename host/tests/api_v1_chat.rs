@@ -70,6 +70,14 @@ fn done(events: &[(String, Value)]) -> &Value {
     payload
 }
 
+/// Switch the connection's execution mode (as an admin).
+async fn set_mode(server: &ProductServer, admin: &str, connection_id: &str, mode: &str) {
+    let path = format!("/api/v1/connections/{connection_id}/execution-mode");
+    let (status, reply) = server.put(&path, admin, &json!({ "execution_mode": mode })).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["execution_mode"], mode, "{reply}");
+}
+
 /// The customers table on every engine: three rows, an `email` column the default sensitive
 /// patterns mask.
 const SETUP: &[&str] = &[
@@ -239,14 +247,7 @@ async fn full_flow(db: TestDb) {
     assert_eq!(llm.requests().len(), calls_after_first, "a cached answer does not call the model");
 
     // review_first: held, no rows; a member may not approve; an admin runs it once.
-    let (status, mode) = server
-        .put(
-            &format!("/api/v1/connections/{connection_id}/execution-mode"),
-            &admin,
-            &json!({ "execution_mode": "review_first" }),
-        )
-        .await;
-    assert_eq!(status, 200, "{mode}");
+    set_mode(&server, &admin, &connection_id, "review_first").await;
     llm.reply(CHAT, answer("SELECT country, email FROM customers WHERE country = 'DE'"));
     let held_ask = json!({ "connection_id": connection_id, "message": "Which customers live in Germany?" });
     let (_, events) = chat(&server, &admin, &held_ask).await;
@@ -268,14 +269,7 @@ async fn full_flow(db: TestDb) {
     assert_eq!(status, 400, "a held query runs once");
 
     // generate_only: SQL only.
-    let (status, _) = server
-        .put(
-            &format!("/api/v1/connections/{connection_id}/execution-mode"),
-            &admin,
-            &json!({ "execution_mode": "generate_only" }),
-        )
-        .await;
-    assert_eq!(status, 200);
+    set_mode(&server, &admin, &connection_id, "generate_only").await;
     llm.reply(CHAT, answer("SELECT COUNT(*) AS n FROM customers"));
     let (_, events) =
         chat(&server, &admin, &json!({ "connection_id": connection_id, "message": "How many customers are there?" }))
@@ -285,14 +279,7 @@ async fn full_flow(db: TestDb) {
     assert!(only["results"].is_null());
 
     // Edit: validated, then run (auto_execute), masked; unsafe SQL is refused.
-    let (status, _) = server
-        .put(
-            &format!("/api/v1/connections/{connection_id}/execution-mode"),
-            &admin,
-            &json!({ "execution_mode": "auto_execute" }),
-        )
-        .await;
-    assert_eq!(status, 200);
+    set_mode(&server, &admin, &connection_id, "auto_execute").await;
     let edit_id = only["message_id"].as_str().expect("message id");
     let (status, edited) = server
         .post(
@@ -452,14 +439,7 @@ async fn the_row_filter_applies_to_streamed_and_approved_answers() {
     assert_eq!(streamed["results"]["rows"], json!([["Ann", "DE"], ["Cid", "DE"]]), "{streamed}");
 
     // Approved: the held query is filtered when it finally runs.
-    let (status, _) = server
-        .put(
-            &format!("/api/v1/connections/{connection_id}/execution-mode"),
-            &admin,
-            &json!({ "execution_mode": "review_first" }),
-        )
-        .await;
-    assert_eq!(status, 200);
+    set_mode(&server, &admin, &connection_id, "review_first").await;
     llm.reply(CHAT, answer("SELECT name, country FROM customers"));
     let (_, events) =
         chat(&server, &admin, &json!({ "connection_id": connection_id, "message": "All customer names" })).await;
@@ -473,14 +453,7 @@ async fn the_row_filter_applies_to_streamed_and_approved_answers() {
 
     // The filter is on the result's columns: a query that leaves them out fails closed (no rows),
     // it never runs unfiltered.
-    let (status, _) = server
-        .put(
-            &format!("/api/v1/connections/{connection_id}/execution-mode"),
-            &admin,
-            &json!({ "execution_mode": "auto_execute" }),
-        )
-        .await;
-    assert_eq!(status, 200);
+    set_mode(&server, &admin, &connection_id, "auto_execute").await;
     let no_country = answer("SELECT name FROM customers");
     for _ in 0..6 {
         llm.reply(CHAT, no_country.clone());
@@ -492,14 +465,7 @@ async fn the_row_filter_applies_to_streamed_and_approved_answers() {
     assert!(closed["results"].is_null(), "{closed}");
 
     // generate_only: an edit is validated by the connection's dialect plugin, never run.
-    let (status, _) = server
-        .put(
-            &format!("/api/v1/connections/{connection_id}/execution-mode"),
-            &admin,
-            &json!({ "execution_mode": "generate_only" }),
-        )
-        .await;
-    assert_eq!(status, 200);
+    set_mode(&server, &admin, &connection_id, "generate_only").await;
     let edit_id = closed["message_id"].as_str().expect("id");
     let (status, edited) = server
         .post(&format!("/api/v1/chat/edit/{edit_id}"), &admin, &json!({ "edited_query": "SELECT name FROM customers" }))
