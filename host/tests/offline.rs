@@ -2,33 +2,19 @@
 //! database's schema, the built-in `offline` plugin answers, the dialect plugin validates and the
 //! query runs read-only — no network, no model.
 
-use std::path::Path;
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
 use quarry::config::PipelineSettings;
 use quarry::db::{ConnectOptions, DatabaseUrl};
 use quarry::llm::ProviderSpec;
 use quarry::pipeline::{Answer, AnswerStatus, Engine, EngineConfig, Progress, ProgressSink, Question};
-use quarry::plugins::{PluginRegistry, Runtime, RuntimeConfig};
 use quarry::schema::PrivacyPolicy;
 use quarry::store::Store;
 use serde_json::{Value, json};
 use sqlx::Connection;
-use tokio::sync::OnceCell;
-
-async fn registry() -> Arc<PluginRegistry> {
-    static REGISTRY: OnceCell<Arc<PluginRegistry>> = OnceCell::const_new();
-    REGISTRY
-        .get_or_init(|| async {
-            let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-artifact-cache");
-            let runtime =
-                Runtime::new(RuntimeConfig { cache_dir: Some(cache), ..RuntimeConfig::default() }).expect("runtime");
-            PluginRegistry::load(runtime, None).await
-        })
-        .await
-        .clone()
-}
+use support::product::registry;
 
 /// A demo database (fixed anchor day) and an engine on it with the offline provider.
 async fn demo_engine() -> (tempfile::TempDir, String, Engine) {
@@ -38,11 +24,9 @@ async fn demo_engine() -> (tempfile::TempDir, String, Engine) {
     let config = EngineConfig {
         settings: PipelineSettings::default(),
         database: Some(DatabaseUrl::parse(&info.url).expect("url")),
-        // The plugin never connects anywhere; a provider configuration just needs a base URL.
+        // The `offline` preset: the plugin never connects anywhere.
         llm: ProviderSpec {
             provider: Some("offline".into()),
-            base_url: Some("http://offline.invalid".into()),
-            model: Some("offline".into()),
             max_retries: Some(0),
             timeout: Some(Duration::from_secs(30)),
             ..ProviderSpec::default()

@@ -3,9 +3,10 @@
 //! database runs it).
 //!
 //! Two question sets:
-//! - the 75 synthetic questions (`/work/shared/benchmarks/synthetic-questions.json` by default)
-//!   over three PostgreSQL databases loaded from their `pg_dump` files with `psql` when missing
-//!   (skipped, saying so, when PostgreSQL or `psql` is not there);
+//! - the 75 synthetic questions (`synthetic-questions.json` in the benchmark folder given by
+//!   `--benchmarks-dir` or `QUARRY_BENCHMARKS_DIR`) over three PostgreSQL databases loaded from
+//!   their `pg_dump` files in `synthetic-db/` with `psql` when missing (skipped, saying so, when
+//!   the folder, PostgreSQL or `psql` is not there);
 //! - the demo database's own questions (`host/src/demo/accuracy-questions.json`), on a fresh
 //!   demo file.
 //!
@@ -38,12 +39,10 @@ pub const DEMO_QUESTIONS: &str = include_str!("../demo/accuracy-questions.json")
 /// `quarry bench offline` arguments.
 #[derive(Debug, Args)]
 pub struct OfflineArgs {
-    /// The synthetic question set.
-    #[arg(long, default_value = "/work/shared/benchmarks/synthetic-questions.json")]
-    pub synthetic: PathBuf,
-    /// The folder with `eval_*.sql`, loaded into PostgreSQL when a database is missing.
-    #[arg(long, default_value = "/work/shared/benchmarks/synthetic-db")]
-    pub synthetic_db_dir: PathBuf,
+    /// The benchmark folder: `synthetic-questions.json`, and `synthetic-db/eval_*.sql` (loaded
+    /// into PostgreSQL when a database is missing). Without it the synthetic set is skipped.
+    #[arg(long, env = "QUARRY_BENCHMARKS_DIR", value_name = "DIR")]
+    pub benchmarks_dir: Option<PathBuf>,
     /// PostgreSQL to load and query the synthetic databases on (any database; the eval_*
     /// databases are created next to it).
     #[arg(long, env = "QUARRY_TEST_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
@@ -150,10 +149,15 @@ pub async fn run(args: OfflineArgs, settings: &PluginSettings) -> anyhow::Result
 
 /// The 75 synthetic questions on PostgreSQL.
 async fn synthetic(args: &OfflineArgs, registry: &Arc<PluginRegistry>) -> anyhow::Result<()> {
-    let text = match std::fs::read_to_string(&args.synthetic) {
+    let Some(dir) = &args.benchmarks_dir else {
+        println!("synthetic: skipped: no benchmark folder (--benchmarks-dir or QUARRY_BENCHMARKS_DIR)");
+        return Ok(());
+    };
+    let questions = dir.join("synthetic-questions.json");
+    let text = match std::fs::read_to_string(&questions) {
         Ok(t) => t,
         Err(e) => {
-            println!("synthetic: skipped: cannot read {}: {e}", args.synthetic.display());
+            println!("synthetic: skipped: cannot read {}: {e}", questions.display());
             return Ok(());
         }
     };
@@ -412,7 +416,8 @@ async fn load_if_missing(admin_url: &str, url: &str, db: &str, args: &OfflineArg
     if exists {
         return Ok(());
     }
-    let dump = args.synthetic_db_dir.join(format!("{db}.sql"));
+    let Some(dir) = &args.benchmarks_dir else { anyhow::bail!("no benchmark folder") };
+    let dump = dir.join("synthetic-db").join(format!("{db}.sql"));
     if !dump.is_file() {
         anyhow::bail!("{} is missing", dump.display());
     }

@@ -59,31 +59,29 @@ pub async fn fill_in(config: &mut EngineConfig) -> anyhow::Result<Defaults> {
         config.database = Some(DatabaseUrl::parse(&demo.url)?);
         defaults.demo = Some(demo);
     }
-    if ProviderSpec::default().overlay(config.llm.clone()).resolve().is_err() || config.llm.model.is_none() {
-        let configured = config.llm.provider.is_some() || config.llm.base_url.is_some();
-        if !configured {
-            let (spec, label) = match local_ollama_model().await {
-                Some(model) => (
-                    ProviderSpec {
-                        provider: Some("ollama".into()),
-                        base_url: Some(OLLAMA_URL.into()),
-                        model: Some(model.clone()),
-                        ..ProviderSpec::default()
-                    },
-                    format!("ollama ({model})"),
-                ),
-                None => (
-                    ProviderSpec {
-                        provider: Some("offline".into()),
-                        model: Some("offline".into()),
-                        ..ProviderSpec::default()
-                    },
-                    "offline".to_string(),
-                ),
-            };
-            config.llm = spec;
-            defaults.provider = Some(label);
-        }
+    // Any LLM setting at all (a provider or a base URL) is the operator's choice: left alone.
+    if config.llm.provider.is_none() && config.llm.base_url.is_none() {
+        let (spec, label) = match local_ollama_model().await {
+            Some(model) => (
+                ProviderSpec {
+                    provider: Some("ollama".into()),
+                    base_url: Some(OLLAMA_URL.into()),
+                    model: Some(model.clone()),
+                    ..ProviderSpec::default()
+                },
+                format!("ollama ({model})"),
+            ),
+            None => (
+                ProviderSpec {
+                    provider: Some("offline".into()),
+                    model: Some("offline".into()),
+                    ..ProviderSpec::default()
+                },
+                "offline".to_string(),
+            ),
+        };
+        config.llm = spec;
+        defaults.provider = Some(label);
     }
     Ok(defaults)
 }

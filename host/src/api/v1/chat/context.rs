@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::answer_cache::{AnswerCache, CachePolicy};
 use crate::app_settings::Settings;
-use crate::connections::{ExecutionMode as Mode, Resolved};
+use crate::connections::Resolved;
 use crate::pipeline::answer::Answer;
 use crate::pipeline::engine::{CacheFuture, CachedSql, Context, EngineError, Question, SqlCache};
 use crate::pipeline::prompt::Example;
@@ -32,7 +32,7 @@ pub struct ConnectionContext {
     /// The connection, credentials opened (memory only).
     pub resolved: Resolved,
     /// Run, review or only generate.
-    pub mode: Mode,
+    pub mode: ExecutionMode,
     /// The dialect plugin's name (`postgres`, `mysql`, `sqlite`).
     pub dialect: &'static str,
     /// The dialect as people name it (`PostgreSQL`, `MySQL`, `SQLite`).
@@ -112,9 +112,10 @@ pub async fn prepare(product: &Product, current: &CurrentUser, request: &ChatReq
         Ok(spec) => Some(spec),
         // No saved config: the server's own LLM settings (environment), when it has them.
         Err(crate::providers::ResolveError::NotFound(what)) => {
-            if request.provider.as_deref().is_some_and(|p| !p.trim().is_empty())
-                || !product.engine.missing_configuration(&Default::default()).iter().all(|m| !m.starts_with("LLM"))
-            {
+            let asked_for_one = request.provider.as_deref().is_some_and(|p| !p.trim().is_empty());
+            let env_llm_missing =
+                product.engine.missing_configuration(&Default::default()).iter().any(|m| m.starts_with("LLM"));
+            if asked_for_one || env_llm_missing {
                 return Err(ApiError::bad_request(format!(
                     "No LLM provider is configured ({what}); add one under /api/v1/providers"
                 )));
@@ -126,7 +127,7 @@ pub async fn prepare(product: &Product, current: &CurrentUser, request: &ChatReq
     let session_id = session_for(product, current, request).await?;
     let mut context = base_context(&connection, request.options.max_rows);
     context.provider = provider;
-    context.review_first = connection.mode == Mode::ReviewFirst;
+    context.review_first = connection.mode == ExecutionMode::ReviewFirst;
     context.skip_explanation = request.options.explain_results == Some(false);
     context.bypass_cache = request.options.bypass_cache || request.options.force_refresh;
     context.examples = examples_for(product, &connection, &request.message).await;
@@ -150,7 +151,7 @@ pub async fn prepare(product: &Product, current: &CurrentUser, request: &ChatReq
     question.schema_key = connection.schema_key.clone();
     question.context = context;
     Ok(Prepared {
-        generate_only: connection.mode == Mode::GenerateOnly,
+        generate_only: connection.mode == ExecutionMode::GenerateOnly,
         question,
         connection_id: connection.resolved.id.clone(),
         provider: request.provider.clone().filter(|p| !p.trim().is_empty()),
