@@ -291,6 +291,14 @@ async fn full_flow(db: TestDb) {
     assert_eq!(status, 200, "{edited}");
     assert_eq!(edited["status"], "executed", "{edited}");
     assert_eq!(edited["results"]["rows"][0][0], "[REDACTED]", "masked on the edit path");
+    // Renaming a sensitive column, or computing from it, does not unmask it.
+    let renamed = "SELECT name, lower(email), email AS contact, LENGTH(name) AS n FROM customers ORDER BY name";
+    let (status, edited) =
+        server.post(&format!("/api/v1/chat/edit/{edit_id}"), &admin, &json!({ "edited_query": renamed })).await;
+    assert_eq!(status, 200, "{edited}");
+    let row = &edited["results"]["rows"][0];
+    assert_eq!((&row[1], &row[2]), (&json!("[REDACTED]"), &json!("[REDACTED]")), "aliases are masked: {edited}");
+    assert!(row[0].is_string() && row[0] != "[REDACTED]" && row[3].is_number(), "others are not: {edited}");
     let (status, refused) = server
         .post(&format!("/api/v1/chat/edit/{edit_id}"), &admin, &json!({ "edited_query": "DELETE FROM customers" }))
         .await;
@@ -473,4 +481,73 @@ async fn the_row_filter_applies_to_streamed_and_approved_answers() {
     assert_eq!(status, 200, "{edited}");
     assert_eq!(edited["status"], "query_only", "{edited}");
     assert!(edited["results"].is_null());
+}
+
+/// A client that goes away mid-query stops the query on the database, not just the stream: the
+/// SQLite file's exclusive lock (which needs every reader gone) is granted within seconds, while
+/// the statement timeout is a minute.
+#[tokio::test]
+async fn a_client_that_disconnects_stops_its_query() {
+    let server = ProductServer::start().await;
+    let llm = FakeServer::start().await;
+    let admin = server.register_admin().await;
+    let db = sqlite_db().await;
+    let (status, reply) = server.put("/api/v1/settings", &admin, &json!({ "default_query_timeout": 60 })).await;
+    assert_eq!(status, 200, "{reply}");
+    let (status, _) = server
+        .post(
+            "/api/v1/providers/openai-compatible",
+            &admin,
+            &json!({ "base_url": llm.url("/v1"), "model": "test-model", "is_active": true }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, connection) = server
+        .post("/api/v1/connections", &admin, &json!({ "name": "slow", "source_type": "sqlite", "config": db.config }))
+        .await;
+    assert_eq!(status, 201, "{connection}");
+    // Reads `customers` at every step and never ends on its own.
+    let runaway = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT r.n + 1 FROM r, customers c WHERE c.id = 1) \
+                   SELECT count(*) AS n FROM r";
+    llm.reply(CHAT, answer(runaway));
+    let body = json!({ "connection_id": connection["id"], "message": "Count forever" });
+    let response = server
+        .client
+        .post(server.url("/api/v1/chat"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("chat request");
+    assert_eq!(response.status().as_u16(), 200);
+    let mut stream = response.bytes_stream().eventsource();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .expect("event in time")
+            .expect("stream open")
+            .expect("well-formed SSE");
+        let data: Value = serde_json::from_str(&event.data).expect("JSON");
+        assert_ne!(data["type"], "done", "the runaway query cannot finish: {data}");
+        if data["type"] == "status" && data["stage"] == "execute" {
+            break;
+        }
+    }
+    // Give the statement a moment to start, then hang up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+    let path = db.config["path"].as_str().expect("path");
+    let mut writer = sqlx::SqliteConnection::connect_with(
+        &sqlx::sqlite::SqliteConnectOptions::new().filename(path).busy_timeout(Duration::from_secs(15)),
+    )
+    .await
+    .expect("writer");
+    sqlx::raw_sql("BEGIN EXCLUSIVE; COMMIT")
+        .execute(&mut writer)
+        .await
+        .expect("the query stopped when the client left");
+    // The server carries on.
+    let (status, _) = server.get("/api/v1/chat/sessions", &admin).await;
+    assert_eq!(status, 200);
 }

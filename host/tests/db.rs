@@ -440,3 +440,107 @@ async fn measure_execute_overhead() {
     let (_dir, db) = sqlite("CREATE TABLE t (a INT);").await;
     eprintln!("sqlite: median {:?}", median(&db).await);
 }
+
+// ---------------------------------------------------------------- cancellation
+
+/// A cancel signal that fires `after` from now.
+async fn cancel_after(after: Duration) {
+    tokio::time::sleep(after).await;
+}
+
+/// Whether `probe` ("does the statement still run on the server?") still says yes when `grace`
+/// has passed; false as soon as it says no.
+async fn still_running(grace: Duration, mut probe: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + grace;
+    loop {
+        if !probe().await {
+            return false;
+        }
+        if Instant::now() > deadline {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn pg_a_cancelled_statement_stops_on_the_server() {
+    let Some(mut fx) = pg().await else { return };
+    let marker = unique("cancel_me_");
+    let sql = format!("SELECT pg_sleep(30) AS {marker}");
+    // Statement timeout 60 s: only the cancellation can stop it in the grace period.
+    let r = fx.db.execute_read_only_until(&sql, &opts(60_000, 10), cancel_after(Duration::from_millis(500))).await;
+    assert!(matches!(r, Err(DbError::Cancelled)), "{r:?}");
+    let like = format!("%{marker}%");
+    let running = still_running(Duration::from_secs(10), async || {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&like)
+        .fetch_one(&mut fx.admin)
+        .await
+        .expect("pg_stat_activity");
+        n > 0
+    })
+    .await;
+    assert!(!running, "the statement still runs on the server");
+    // The pool still answers.
+    assert_row(&one_row(&fx.db, "SELECT 1 AS one").await, json!({"one": 1}));
+    fx.drop().await;
+}
+
+#[tokio::test]
+async fn mysql_a_cancelled_statement_stops_on_the_server() {
+    let Some(mut fx) = my().await else { return };
+    let marker = unique("cancel_me_");
+    let sql = format!("SELECT SLEEP(30) AS {marker}");
+    let r = fx.db.execute_read_only_until(&sql, &opts(60_000, 10), cancel_after(Duration::from_millis(500))).await;
+    assert!(matches!(r, Err(DbError::Cancelled)), "{r:?}");
+    let like = format!("%{marker}%");
+    let running = still_running(Duration::from_secs(10), async || {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND IN ('Query', 'Execute') AND INFO LIKE ? AND ID <> CONNECTION_ID()",
+        )
+        .bind(&like)
+        .fetch_one(&mut fx.admin)
+        .await
+        .expect("processlist");
+        n > 0
+    })
+    .await;
+    assert!(!running, "the statement still runs on the server");
+    assert_row(&one_row(&fx.db, "SELECT 1 AS one").await, json!({"one": 1}));
+    fx.drop().await;
+}
+
+#[tokio::test]
+async fn sqlite_a_cancelled_statement_is_interrupted() {
+    let (dir, db) = sqlite("CREATE TABLE t (a INT); INSERT INTO t VALUES (1);").await;
+    // Reads `t` at every step, so it holds a shared lock on the file for as long as it runs.
+    let runaway = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r, t) SELECT count(*) FROM r";
+    let r = db.execute_read_only_until(runaway, &opts(60_000, 10), cancel_after(Duration::from_millis(300))).await;
+    assert!(matches!(r, Err(DbError::Cancelled)), "{r:?}");
+    // An exclusive lock needs every reader gone: it is granted (within the grace period) only if
+    // the statement was interrupted, not left running until its 60 s timeout.
+    let mut writer = sqlx::SqliteConnection::connect_with(
+        &sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.path().join("t.db"))
+            .busy_timeout(Duration::from_secs(10)),
+    )
+    .await
+    .expect("writer");
+    sqlx::raw_sql("BEGIN EXCLUSIVE; COMMIT").execute(&mut writer).await.expect("the reader stopped");
+    // The interrupted connection is not reused; the next statement runs normally.
+    let rs = db.execute_read_only("SELECT count(*) AS n FROM t", &opts(10_000, 10)).await.expect("after cancel");
+    assert_eq!(rs.rows[0][0], json!(1));
+}
+
+#[tokio::test]
+async fn a_cancel_signal_after_the_answer_changes_nothing() {
+    let (_dir, db) = sqlite("CREATE TABLE t (a INT); INSERT INTO t VALUES (1), (2);").await;
+    let rs = db
+        .execute_read_only_until("SELECT sum(a) AS s FROM t", &opts(10_000, 10), cancel_after(Duration::from_secs(5)))
+        .await
+        .expect("answers before the signal");
+    assert_eq!(rs.rows[0][0], json!(3));
+}

@@ -39,6 +39,9 @@ pub enum DbError {
     /// Anything else from the driver (protocol, I/O after connecting, pool closed).
     #[error("database driver error: {0}")]
     Driver(String),
+    /// The caller no longer wanted the result (the client went away); the statement was stopped.
+    #[error("the query was cancelled because the client went away")]
+    Cancelled,
 }
 
 impl DbError {

@@ -24,7 +24,16 @@
 //! Rows are streamed and reading stops at `max_rows + 1`, which tells `truncated` without
 //! collecting everything. A tokio timeout a little longer than the statement timeout backs all
 //! of this up; a connection it abandons is closed, never returned to the pool mid-statement.
+//!
+//! [`Database::execute_read_only_until`] also stops the statement when the caller says it no
+//! longer wants the result (the client went away). Dropping the connection would not stop it on
+//! the server, so the statement is cancelled there: PostgreSQL `pg_cancel_backend(pid)` and
+//! MySQL `KILL QUERY id` from another pooled connection (the id is read before the statement
+//! starts), SQLite through the progress handler. The connection is then closed, not pooled.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
@@ -85,6 +94,10 @@ fn backstop(timeout: Duration) -> Duration {
 /// How long cleanup (ROLLBACK) may take before the connection is thrown away instead.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long cancelling a statement on the server may take (a pooled connection to send it on,
+/// and the round trip) before the caller is let go anyway; the statement timeout still applies.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Database {
     /// Run one statement read-only with `opts`' timeout and row cap.
     ///
@@ -92,27 +105,41 @@ impl Database {
     /// to write, [`DbError::Sql`] with the database's message for anything else the database
     /// rejects. More rows than `max_rows` is not an error: the result is `truncated`.
     pub async fn execute_read_only(&self, sql: &str, opts: &ExecOptions) -> Result<ResultSet, DbError> {
+        self.execute_read_only_until(sql, opts, std::future::pending()).await
+    }
+
+    /// [`Database::execute_read_only`], stopped on the server as soon as `cancel` completes
+    /// ([`DbError::Cancelled`]); the connection is then closed rather than pooled.
+    pub async fn execute_read_only_until(
+        &self,
+        sql: &str,
+        opts: &ExecOptions,
+        cancel: impl Future<Output = ()> + Send,
+    ) -> Result<ResultSet, DbError> {
         let started = Instant::now();
         let timeout_ms = u64::try_from(opts.statement_timeout.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut result = match self.pool() {
             Pool::Postgres(pool) => {
-                let conn = pool.acquire().await.map_err(|e| classify(Engine::Postgres, e, timeout_ms))?;
+                let mut conn = pool.acquire().await.map_err(|e| classify(Engine::Postgres, e, timeout_ms))?;
+                let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(|e| classify(Engine::Postgres, e, timeout_ms))?;
                 let setup = format!("BEGIN; SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = {timeout_ms}");
-                run(
-                    conn,
-                    Engine::Postgres,
-                    sql,
-                    opts,
-                    timeout_ms,
-                    setup,
-                    "ROLLBACK".to_string(),
-                    values::postgres::column_value,
-                    true,
-                )
-                .await
+                let kill = async move {
+                    let mut other = pool.acquire().await?;
+                    sqlx::query("SELECT pg_cancel_backend($1)").bind(pid).execute(&mut *other).await.map(drop)
+                };
+                let statement =
+                    Planned { sql, opts, timeout_ms, setup, cleanup: "ROLLBACK".to_string(), persistent: true };
+                run(conn, Engine::Postgres, statement, values::postgres::column_value, cancel, kill).await
             }
             Pool::MySql(pool) => {
-                let conn = pool.acquire().await.map_err(|e| classify(Engine::MySql, e, timeout_ms))?;
+                let mut conn = pool.acquire().await.map_err(|e| classify(Engine::MySql, e, timeout_ms))?;
+                let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(|e| classify(Engine::MySql, e, timeout_ms))?;
                 let (set_timeout, reset_timeout) = match self.flavor() {
                     Flavor::MariaDB => (
                         format!("SET SESSION max_statement_time = {:.3}", timeout_ms as f64 / 1000.0),
@@ -125,40 +152,34 @@ impl Database {
                 // Re-asserted every time: the previous statement on this connection may have
                 // been `SET SESSION transaction_read_only = 0`, which MySQL allows mid-transaction.
                 let setup = format!("{set_timeout}; SET SESSION TRANSACTION READ ONLY; START TRANSACTION READ ONLY");
-                run(
-                    conn,
-                    Engine::MySql,
-                    sql,
-                    opts,
-                    timeout_ms,
-                    setup,
-                    format!("ROLLBACK; {reset_timeout}"),
-                    values::mysql::column_value,
-                    true,
-                )
-                .await
+                let kill = async move {
+                    let mut other = pool.acquire().await?;
+                    // `id` is the server's own number, not user input.
+                    (&mut *other).execute(sqlx::raw_sql(AssertSqlSafe(format!("KILL QUERY {id}")))).await.map(drop)
+                };
+                let cleanup = format!("ROLLBACK; {reset_timeout}");
+                let statement = Planned { sql, opts, timeout_ms, setup, cleanup, persistent: true };
+                run(conn, Engine::MySql, statement, values::mysql::column_value, cancel, kill).await
             }
             Pool::Sqlite(pool) => {
                 let mut conn = pool.acquire().await.map_err(|e| classify(Engine::Sqlite, e, timeout_ms))?;
                 let deadline = Instant::now() + opts.statement_timeout;
+                let stop = Arc::new(AtomicBool::new(false));
                 {
                     let mut handle = conn.lock_handle().await.map_err(|e| classify(Engine::Sqlite, e, timeout_ms))?;
+                    let stop = stop.clone();
                     // Returning false interrupts the running statement with SQLITE_INTERRUPT.
-                    handle.set_progress_handler(1000, move || Instant::now() < deadline);
+                    handle
+                        .set_progress_handler(1000, move || Instant::now() < deadline && !stop.load(Ordering::Relaxed));
                 }
+                let kill = async move {
+                    stop.store(true, Ordering::Relaxed);
+                    Ok::<(), sqlx::Error>(())
+                };
                 // `query_only` again: a previous statement may have switched it off.
-                run(
-                    conn,
-                    Engine::Sqlite,
-                    sql,
-                    opts,
-                    timeout_ms,
-                    "PRAGMA query_only = ON".into(),
-                    String::new(),
-                    values::sqlite::column_value,
-                    false,
-                )
-                .await
+                let setup = "PRAGMA query_only = ON".to_string();
+                let statement = Planned { sql, opts, timeout_ms, setup, cleanup: String::new(), persistent: false };
+                run(conn, Engine::Sqlite, statement, values::sqlite::column_value, cancel, kill).await
             }
         }?;
         result.execution_time_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -166,18 +187,29 @@ impl Database {
     }
 }
 
+/// One statement to run and the engine-specific SQL around it.
+struct Planned<'a> {
+    sql: &'a str,
+    opts: &'a ExecOptions,
+    timeout_ms: u64,
+    /// Run first (transaction, read-only, timeout); empty for none.
+    setup: String,
+    /// Run after (rollback, reset); empty for none.
+    cleanup: String,
+    /// Whether the prepared statement is cached on the connection.
+    persistent: bool,
+}
+
 /// Set up, stream the statement's rows up to the cap, and clean up; generic over the engine.
-#[allow(clippy::too_many_arguments)]
+/// When `cancel` completes first, `kill` stops the statement on the server and the connection
+/// is closed.
 async fn run<DB>(
     mut conn: PoolConnection<DB>,
     engine: Engine,
-    sql: &str,
-    opts: &ExecOptions,
-    timeout_ms: u64,
-    setup: String,
-    cleanup: String,
+    statement: Planned<'_>,
     convert: fn(&DB::Row, usize) -> Value,
-    persistent: bool,
+    cancel: impl Future<Output = ()>,
+    kill: impl Future<Output = Result<(), sqlx::Error>>,
 ) -> Result<ResultSet, DbError>
 where
     DB: SqlxDatabase + sqlx::database::HasStatementCache,
@@ -185,6 +217,7 @@ where
     DB::Connection: SqliteHook,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
+    let Planned { sql, opts, timeout_ms, setup, cleanup, persistent } = statement;
     let body = async {
         if !setup.is_empty() {
             (&mut *conn).execute(sqlx::raw_sql(AssertSqlSafe(setup))).await?;
@@ -220,7 +253,24 @@ where
         };
         Ok::<_, sqlx::Error>(ResultSet { columns, row_count: rows.len(), rows, truncated, execution_time_ms: 0 })
     };
-    let outcome = tokio::time::timeout(backstop(opts.statement_timeout), body).await;
+    let mut body = Box::pin(tokio::time::timeout(backstop(opts.statement_timeout), body));
+    let outcome = tokio::select! {
+        biased;
+        outcome = &mut body => Some(outcome),
+        () = cancel => None,
+    };
+    drop(body);
+    let Some(outcome) = outcome else {
+        match tokio::time::timeout(CANCEL_TIMEOUT, kill).await {
+            Ok(Ok(())) => tracing::debug!("statement cancelled: the caller went away"),
+            Ok(Err(e)) => {
+                tracing::warn!("could not cancel an abandoned statement: {}", classify(engine, e, timeout_ms))
+            }
+            Err(_) => tracing::warn!("could not cancel an abandoned statement in time; its timeout still applies"),
+        }
+        conn.close_on_drop();
+        return Err(DbError::Cancelled);
+    };
     let result = match outcome {
         Ok(r) => r.map_err(|e| classify(engine, e, timeout_ms)),
         Err(_) => {

@@ -1,20 +1,25 @@
 //! Stage `execute`: run a validated query read-only, with the statement timeout and row cap, and
-//! turn the driver's result into the answer's [`QueryResults`], sensitive columns masked.
+//! turn the driver's result into the answer's [`QueryResults`], sensitive columns masked (by name
+//! and through aliases).
 
 use crate::db::{Database, DbError, ExecOptions, ResultSet};
 use crate::schema::PrivacyPolicy;
 
 use super::answer::QueryResults;
+use super::progress::ProgressSink;
 
-/// Run `sql` on `db` read-only under `opts`; values of sensitive columns come back masked.
+/// Run `sql` on `db` read-only under `opts`; values of sensitive columns come back masked, also
+/// where the query renames them. The statement is stopped on the server when `progress`'s
+/// reader goes away (the client disconnected).
 pub(crate) async fn execute(
     db: &Database,
     sql: &str,
     opts: &ExecOptions,
     privacy: &PrivacyPolicy,
+    progress: &ProgressSink,
 ) -> Result<QueryResults, DbError> {
-    let mut result = db.execute_read_only(sql, opts).await?;
-    privacy.mask(&mut result);
+    let mut result = db.execute_read_only_until(sql, opts, progress.closed()).await?;
+    privacy.mask_query(sql, db.flavor(), &mut result);
     Ok(query_results(result))
 }
 

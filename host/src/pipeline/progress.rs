@@ -114,4 +114,12 @@ impl ProgressSink {
     pub fn is_closed(&self) -> bool {
         self.tx.as_ref().is_some_and(|tx| tx.is_closed())
     }
+
+    /// Completes when a reader that was attached goes away; never for [`ProgressSink::none`].
+    pub async fn closed(&self) {
+        match &self.tx {
+            Some(tx) => tx.closed().await,
+            None => std::future::pending().await,
+        }
+    }
 }

@@ -511,11 +511,13 @@ impl AttemptLoop<'_> {
         // Execute.
         self.progress.stage(Stage::Execute, "Running the query (read-only)").await;
         let t = Instant::now();
-        let executed = execute(&self.resolved.db, &runnable, &self.exec, self.privacy).await;
+        let executed = execute(&self.resolved.db, &runnable, &self.exec, self.privacy, self.progress).await;
         timings.add(Stage::Execute, t);
         match executed {
             Ok(results) => Ok(Tried::Accepted { sql: validated, results: Some(results) }),
             Err(e @ DbError::Connect(_)) => Err(EngineError::Database(e)),
+            // The client went away mid-statement: the statement was stopped; nobody reads on.
+            Err(DbError::Cancelled) => Err(EngineError::Llm(LlmError::Cancelled)),
             Err(e) => {
                 let detail = e.to_string();
                 let last = !e.is_repairable();

@@ -5,6 +5,7 @@
 //!   never a full scan), filtered by a [`PrivacyPolicy`];
 //! - [`fingerprint()`](fingerprint::fingerprint): a stable hash of the structure, for cache keys;
 //! - [`SchemaCache`]: one introspection per connection, kept for a TTL, refreshable;
+//! - [`lineage`]: which source columns feed each output column, so masking follows aliases;
 //! - [`render()`]: compact DDL-like text for the prompt, with its token estimate;
 //! - [`link()`]: for schemas over the token budget, the tables a question needs plus their
 //!   foreign-key neighbours.
@@ -12,6 +13,7 @@
 mod cache;
 pub mod fingerprint;
 mod introspect;
+pub mod lineage;
 mod link;
 mod privacy;
 mod render;

@@ -2,13 +2,14 @@
 //!
 //! Excluded schemas, tables and columns never appear in the introspected schema (so the LLM
 //! never hears of them); columns whose names match a sensitive pattern stay visible but are
-//! marked, never sampled, and masked in results. Storage of these settings comes later, with the
-//! product API; this type is what that storage will hand over.
+//! marked, never sampled, and masked in results, also under another name (see [`super::lineage`]).
+//! The product API stores these settings per connection and hands them over as this type.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::db::ResultSet;
+use super::lineage::Lineage;
+use crate::db::{Flavor, ResultSet};
 
 /// Column-name fragments that usually hold personal or secret data. Not applied by default;
 /// [`PrivacyPolicy::recommended`] uses them.
@@ -97,25 +98,45 @@ impl PrivacyPolicy {
     /// Replace the values of sensitive columns (and of columns named like an excluded column)
     /// with [`REDACTED`]. NULLs stay NULL. Result columns carry no table, so bare names decide.
     pub fn mask(&self, result: &mut ResultSet) {
-        let masked: Vec<bool> = result
-            .columns
-            .iter()
-            .map(|c| {
-                self.is_sensitive(&c.name)
-                    || self
-                        .excluded_columns
-                        .iter()
-                        .any(|e| e.rsplit('.').next().is_some_and(|bare| bare.eq_ignore_ascii_case(&c.name)))
-            })
-            .collect();
-        if !masked.contains(&true) {
-            return;
-        }
-        for row in &mut result.rows {
-            for (value, masked) in row.iter_mut().zip(&masked) {
-                if *masked && !value.is_null() {
-                    *value = Value::String(REDACTED.into());
-                }
+        let masked: Vec<bool> = result.columns.iter().map(|c| self.masks_name(&c.name)).collect();
+        apply_mask(result, &masked);
+    }
+
+    /// [`PrivacyPolicy::mask`] for the result of `sql`, also masking every column whose value
+    /// derives from a masked column under another name (`email AS contact`, `lower(email)`, a
+    /// CTE that renames it; see [`super::lineage`]). SQL that does not parse is masked by name.
+    pub fn mask_query(&self, sql: &str, flavor: Flavor, result: &mut ResultSet) {
+        let by_name = result.columns.iter().map(|c| self.masks_name(&c.name));
+        let masked: Vec<bool> = match Lineage::of(sql, flavor) {
+            Some(lineage) => {
+                let names: Vec<&str> = result.columns.iter().map(|c| c.name.as_str()).collect();
+                let derived = lineage.tainted_outputs(&names, |name| self.masks_name(name));
+                by_name.zip(derived).map(|(a, b)| a || b).collect()
+            }
+            None => by_name.collect(),
+        };
+        apply_mask(result, &masked);
+    }
+
+    /// Whether a column called `name` is masked: sensitive, or named like an excluded column.
+    fn masks_name(&self, name: &str) -> bool {
+        self.is_sensitive(name)
+            || self
+                .excluded_columns
+                .iter()
+                .any(|e| e.rsplit('.').next().is_some_and(|bare| bare.trim().eq_ignore_ascii_case(name)))
+    }
+}
+
+/// Replace the non-NULL values of the columns flagged in `masked` with [`REDACTED`].
+fn apply_mask(result: &mut ResultSet, masked: &[bool]) {
+    if !masked.contains(&true) {
+        return;
+    }
+    for row in &mut result.rows {
+        for (value, masked) in row.iter_mut().zip(masked) {
+            if *masked && !value.is_null() {
+                *value = Value::String(REDACTED.into());
             }
         }
     }
