@@ -429,3 +429,35 @@ async fn pages_and_turns_serialize_for_the_api() {
     let sessions = serde_json::to_value(store.list_sessions(10, 0).await.expect("list")).expect("serialize");
     assert_eq!(sessions["items"][0]["title"], "q");
 }
+
+#[tokio::test]
+async fn deleting_a_user_deletes_their_chat_sessions_only() {
+    use quarry::auth::Role;
+    use quarry::store::chat::ChatExtras;
+    use quarry::store::users::{NewUser, UserDeletion};
+
+    on_each_backend(|Ctx { store, .. }| async move {
+        let new_user = |email: &str, role: Role| NewUser {
+            email: email.to_string(),
+            display_name: None,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".to_string(),
+            role,
+        };
+        let admin = store.register_first_user(new_user("admin@example.com", Role::Admin)).await.expect("admin");
+        let admin = admin.expect("first user").user();
+        let bob = store.create_user(new_user("bob@example.com", Role::Member)).await.expect("bob").expect("created");
+        let bob = bob.user();
+        for (user, session) in [(&bob.id, "bob-1"), (&bob.id, "bob-2"), (&admin.id, "admin-1")] {
+            let extras = ChatExtras { user_id: user.clone(), connection_id: "conn".into(), ..ChatExtras::default() };
+            store.append_chat_turn(new_turn(session, "How many orders?"), extras).await.expect("turn");
+        }
+        assert!(matches!(store.delete_user(&bob.id).await.expect("delete"), UserDeletion::Deleted));
+        for gone in ["bob-1", "bob-2"] {
+            assert!(store.chat_session(gone).await.expect("lookup").is_none(), "{gone} is deleted");
+            assert!(store.recent_turns(gone, 10).await.expect("turns").is_empty(), "{gone}'s turns are deleted");
+        }
+        assert!(store.chat_session("admin-1").await.expect("lookup").is_some(), "other users keep theirs");
+        assert_eq!(store.recent_turns("admin-1", 10).await.expect("turns").len(), 1);
+    })
+    .await;
+}

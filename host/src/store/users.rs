@@ -167,7 +167,7 @@ pub enum UserUpdate {
 /// What [`Store::delete_user`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserDeletion {
-    /// Gone, with their refresh tokens.
+    /// Gone, with their refresh tokens and chat sessions.
     Deleted,
     /// No user has that id.
     NotFound,
@@ -417,7 +417,8 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Delete the user `id` and their refresh tokens, unless they are the last active admin.
+    /// Delete the user `id` with their refresh tokens and their chat sessions (questions, answers
+    /// and results they saw), unless they are the last active admin. All or nothing.
     pub async fn delete_user(&self, id: &str) -> Result<UserDeletion, StoreError> {
         let postgres = self.backend() == "postgres";
         let outcome = with_pool!(self, |pool, codec| {
@@ -443,6 +444,11 @@ impl Store {
             // Explicitly, not only by the foreign key's cascade: SQLite enforces it only when
             // the connection enabled foreign keys.
             sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM messages WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
             tx.commit().await?;
             UserDeletion::Deleted
