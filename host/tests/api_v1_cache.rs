@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use futures::FutureExt;
-use quarry::answer_cache::{AnswerCache, CachePolicy, Clock};
+use quarry::answer_cache::{AnswerCache, CachePolicy, Clock, StoreOptions};
+use quarry::embedding::{EmbedFuture, Embedder, Embedding, QuestionVectors, checked};
 use quarry::examples;
 use quarry::store::Store;
-use quarry::store::examples::{ExampleChange, ExampleUpdate};
+use quarry::store::examples::{ExampleChange, ExampleUpdate, NewExample};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor};
@@ -229,22 +230,23 @@ async fn concurrent_use_counts_every_hit_and_keeps_the_capacity() {
 async fn examples_store_and_similarity_on_each_backend() {
     on_every_backend(|store, _url| async move {
         let cache = AnswerCache::new(store.clone());
-        let a = examples::add(&store, &cache, "c1", "postgres", "top 5 customers by revenue", "SELECT 1", 0.87)
+        let words = QuestionVectors::none();
+        let a = examples::add(&store, &cache, &words, "c1", "postgres", "top 5 customers by revenue", "SELECT 1", 0.87)
             .await
             .expect("add")
             .expect("new");
-        let b = examples::add_from_feedback(&store, "c1", "postgres", "how many orders were shipped", "SELECT 2")
-            .await
-            .expect("feedback");
-        let again = examples::add_from_feedback(&store, "c1", "postgres", "How many orders were shipped?", "SELECT 2")
-            .await
-            .expect("feedback again");
+        let feedback = |question: &'static str, sql: String, dialect: &'static str| {
+            let store = store.clone();
+            async move {
+                examples::add_from_feedback(&store, &QuestionVectors::none(), "c1", dialect, question, &sql).await
+            }
+        };
+        let b = feedback("how many orders were shipped", "SELECT 2".into(), "postgres").await.expect("feedback");
+        let again = feedback("How many orders were shipped?", "SELECT 2".into(), "postgres").await.expect("again");
         assert_eq!(b.id, again.id, "deduplicated on connection + normalised question + SQL");
         let long_sql = format!("SELECT '{}'", "x".repeat(20_000));
-        examples::add_from_feedback(&store, "c1", "postgres", "a long one", &long_sql).await.expect("long SQL");
-        examples::add_from_feedback(&store, "c1", "mysql", "top 5 customers by revenue", "SELECT 3")
-            .await
-            .expect("mysql");
+        feedback("a long one", long_sql, "postgres").await.expect("long SQL");
+        feedback("top 5 customers by revenue", "SELECT 3".into(), "mysql").await.expect("mysql");
 
         let (items, total) = store.list_examples("c1", 2, 0).await.expect("list");
         assert_eq!(total, 4);
@@ -258,9 +260,10 @@ async fn examples_store_and_similarity_on_each_backend() {
         let change = ExampleChange {
             question: Some(("how many orders were shipped", "count order ship")),
             sql: Some("SELECT 2"),
+            ..ExampleChange::default()
         };
         assert_eq!(store.update_example(&a.id, change).await.expect("update"), ExampleUpdate::Duplicate);
-        let change = ExampleChange { question: None, sql: Some("SELECT 10") };
+        let change = ExampleChange { sql: Some("SELECT 10"), ..ExampleChange::default() };
         let ExampleUpdate::Updated(updated) = store.update_example(&a.id, change).await.expect("update") else {
             panic!("not updated")
         };
@@ -277,6 +280,94 @@ async fn examples_store_and_similarity_on_each_backend() {
                 .expect("undo")
         );
         assert_eq!(examples::delete_for_connection(&store, "c1").await.expect("delete"), 3);
+    })
+    .await;
+}
+
+/// Vectors that need every bit of an `f32`: signs, tiny and huge values, a long dimension.
+fn awkward_vector(seed: f32) -> Vec<f32> {
+    let mut v = vec![seed, -0.0, -1.5e-38, f32::MIN_POSITIVE, 3.4e38, -123.456, 1.0 / 3.0];
+    v.extend((0..1529).map(|i| (i as f32 * 0.37 + seed).sin()));
+    v
+}
+
+/// Always answers with `awkward_vector`, seeded by the text's length.
+struct Awkward;
+
+impl Embedder for Awkward {
+    fn embed<'a>(&'a self, texts: &'a [String]) -> EmbedFuture<'a> {
+        Box::pin(async move {
+            checked("awkward-1536", texts.iter().map(|t| awkward_vector(t.len() as f32)).collect(), texts.len())
+        })
+    }
+}
+
+#[tokio::test]
+async fn question_vectors_round_trip_on_each_backend() {
+    on_every_backend(|store, _url| async move {
+        let cache = AnswerCache::new(store.clone());
+        let vectors = QuestionVectors::new(Arc::new(Awkward));
+        let options = StoreOptions { vectors: Some(&vectors), ..StoreOptions::default() };
+        let question = "Count the customers";
+        assert!(cache.store_entry_with("c1", question, FP, "SELECT 1", "sqlite", options).await.expect("store"));
+        assert!(cache.store_entry("c1", "revenue by region", FP, "SELECT 2", "sqlite", false).await.expect("store"));
+        let expected = Embedding { model: "awkward-1536".into(), vector: awkward_vector(question.len() as f32) };
+
+        let candidates = store.cache_candidates("c1", FP, DateTime::UNIX_EPOCH, 10).await.expect("candidates");
+        let stored = candidates.iter().find(|c| c.entry.question_raw == question).expect("stored");
+        let read = stored.embedding.as_ref().expect("a vector");
+        assert_eq!(read.model, expected.model);
+        assert_eq!(
+            read.vector.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            expected.vector.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            "bit for bit"
+        );
+        let plain = candidates.iter().find(|c| c.entry.question_raw == "revenue by region").expect("stored");
+        assert_eq!(plain.embedding, None);
+        let all = store.cache_entries_of("c1", 10).await.expect("entries");
+        assert_eq!(all.iter().filter(|c| c.embedding.as_ref() == Some(&expected)).count(), 1);
+        // Overwriting without a vector clears it: it may describe another wording.
+        assert!(cache.store_entry("c1", "count the customers", FP, "SELECT 3", "sqlite", true).await.expect("store"));
+        let candidates = store.cache_candidates("c1", FP, DateTime::UNIX_EPOCH, 10).await.expect("candidates");
+        assert!(candidates.iter().all(|c| c.embedding.is_none()));
+
+        // Examples: written with the insert, replaced with a new question, kept with new SQL.
+        let embedding = Embedding { model: "awkward-1536".into(), vector: awkward_vector(1.0) };
+        let new = NewExample {
+            connection_id: "c1",
+            question,
+            question_normalized: "count customer",
+            sql: "SELECT COUNT(*) FROM customers",
+            dialect: "postgres",
+            embedding: Some(&embedding),
+        };
+        let example = store.insert_example(new).await.expect("insert").expect("new");
+        let read = store.examples_for("c1", "postgres", 10).await.expect("examples");
+        assert_eq!(read[0].embedding.as_ref(), Some(&embedding));
+        let sql_only = ExampleChange { sql: Some("SELECT COUNT(id) FROM customers"), ..ExampleChange::default() };
+        assert!(matches!(
+            store.update_example(&example.id, sql_only).await.expect("update"),
+            ExampleUpdate::Updated(_)
+        ));
+        let read = store.examples_for("c1", "postgres", 10).await.expect("examples");
+        assert_eq!(read[0].embedding.as_ref(), Some(&embedding), "a new SQL keeps the question's vector");
+        let other = Embedding { model: "awkward-1536".into(), vector: awkward_vector(2.0) };
+        let reworded = ExampleChange {
+            question: Some(("How many clients?", "count client")),
+            embedding: Some(&other),
+            ..ExampleChange::default()
+        };
+        assert!(matches!(
+            store.update_example(&example.id, reworded).await.expect("update"),
+            ExampleUpdate::Updated(_)
+        ));
+        let read = store.examples_for("c1", "postgres", 10).await.expect("examples");
+        assert_eq!(read[0].embedding.as_ref(), Some(&other));
+        let without =
+            ExampleChange { question: Some(("Number of clients", "count client")), ..ExampleChange::default() };
+        assert!(matches!(store.update_example(&example.id, without).await.expect("update"), ExampleUpdate::Updated(_)));
+        let read = store.examples_for("c1", "postgres", 10).await.expect("examples");
+        assert_eq!(read[0].embedding, None, "a new question without a vector clears the old one");
     })
     .await;
 }

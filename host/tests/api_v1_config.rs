@@ -192,13 +192,30 @@ async fn provider_case(server: ProductServer) {
         assert_eq!(entry["is_configured"], false);
     }
     assert_eq!(list["total"], items.len());
+    // Embeddings: OpenAI's by default; none for a type without a default or whose plugin has none.
+    let placeholder = |ty: &str| items.iter().find(|i| i["provider_type"] == ty).cloned().unwrap_or_default();
+    let openai = placeholder("openai");
+    assert_eq!(
+        (openai["current_embedding_model"].clone(), openai["offers_embeddings"].clone()),
+        (json!("text-embedding-3-small"), json!(true))
+    );
+    for ty in ["anthropic", "openai-compatible", "ollama"] {
+        let entry = placeholder(ty);
+        assert_eq!(
+            (entry["current_embedding_model"].clone(), entry["offers_embeddings"].clone()),
+            (Value::Null, json!(false)),
+            "{ty}"
+        );
+    }
 
     // Create: members may not; bad values are 422; the key is never shown.
     let body = json!({"api_key": SECRET_KEY, "base_url": llm.url("/v1"), "model": "test-model", "is_active": true,
-                      "display_name": "Local", "temperature": 0.2, "max_tokens": 512});
+                      "display_name": "Local", "temperature": 0.2, "max_tokens": 512, "embedding_model": "emb-model"});
     let (status, _) = server.post("/api/v1/providers/openai-compatible", &member, &body).await;
     assert_eq!(status, 403);
-    for (field, value) in [("temperature", json!(2.5)), ("max_tokens", json!(0))] {
+    for (field, value) in
+        [("temperature", json!(2.5)), ("max_tokens", json!(0)), ("embedding_model", json!("emb\u{7}"))]
+    {
         let mut bad = body.clone();
         bad[field] = value;
         let (status, reply) = server.post("/api/v1/providers/openai-compatible", &admin, &bad).await;
@@ -213,6 +230,9 @@ async fn provider_case(server: ProductServer) {
     assert_eq!(created["has_api_key"], true);
     assert_eq!(created["is_active"], true);
     assert_eq!(created["current_model"], "test-model");
+    assert_eq!(created["embedding_model"], "emb-model");
+    assert_eq!(created["current_embedding_model"], "emb-model");
+    assert_eq!(created["offers_embeddings"], true);
     let id = created["id"].as_str().unwrap().to_string();
     seen.push(created.clone());
 
@@ -233,13 +253,29 @@ async fn provider_case(server: ProductServer) {
 
     // Test and list models with the saved credentials.
     llm.reply("/v1/chat/completions", Reply::json(200, chat_completion("OK")));
+    llm.reply("/v1/embeddings", Reply::json(200, json!({"data": [{"index": 0, "embedding": [0.5, 0.25, 1.0]}]})));
     let (status, outcome) = server.post(&format!("/api/v1/providers/{id}/test"), &admin, &json!({})).await;
     assert_eq!(status, 200);
     assert_eq!(outcome["success"], true, "{outcome}");
+    assert!(outcome["message"].as_str().unwrap().contains("embeddings from emb-model (3 dimensions)"), "{outcome}");
     seen.push(outcome);
-    let sent = llm.requests().pop().unwrap();
+    let sent = llm.requests().into_iter().find(|r| r.path == "/v1/chat/completions").unwrap();
     assert_eq!(sent.header("authorization"), Some(format!("Bearer {SECRET_KEY}").as_str()), "the key was opened");
     assert_eq!(sent.json()["model"], "test-model");
+    let embedded = llm.requests().into_iter().find(|r| r.path == "/v1/embeddings").unwrap();
+    assert_eq!(embedded.json()["model"], "emb-model");
+    // A failed embedding is reported, but the completion check decides success.
+    llm.reply("/v1/chat/completions", Reply::json(200, chat_completion("OK")));
+    llm.reply(
+        "/v1/embeddings",
+        Reply::json(
+            404,
+            json!({"error": {"message": "The model `emb-model` does not exist", "code": "model_not_found"}}),
+        ),
+    );
+    let (_, outcome) = server.post(&format!("/api/v1/providers/{id}/test"), &admin, &json!({})).await;
+    assert_eq!(outcome["success"], true, "{outcome}");
+    assert!(outcome["message"].as_str().unwrap().contains("embeddings failed: model not found"), "{outcome}");
 
     llm.reply("/v1/models", Reply::json(200, json!({"data": [{"id": "zeta"}, {"id": "alpha"}, {"id": "mid"}]})));
     let (status, models) = server.post(&format!("/api/v1/providers/{id}/models"), &admin, &json!({})).await;
@@ -289,7 +325,23 @@ async fn provider_case(server: ProductServer) {
     assert_eq!(status, 422);
     let (status, _) = server.put(&format!("/api/v1/providers/{id}/config"), &member, &json!({"model": "x"})).await;
     assert_eq!(status, 403);
+    assert_eq!(updated["embedding_model"], "emb-model", "left alone");
     seen.push(updated);
+
+    // The embedding model: turned off, then back to the type's default (none for this type).
+    let (status, off) =
+        server.put(&format!("/api/v1/providers/{id}/config"), &admin, &json!({"embedding_model": "off"})).await;
+    assert_eq!(status, 200, "{off}");
+    assert_eq!(
+        (off["embedding_model"].clone(), off["current_embedding_model"].clone(), off["offers_embeddings"].clone()),
+        (json!("off"), Value::Null, json!(false))
+    );
+    let (status, reset) =
+        server.put(&format!("/api/v1/providers/{id}/config"), &admin, &json!({"embedding_model": null})).await;
+    assert_eq!(status, 200, "{reset}");
+    assert_eq!((reset["embedding_model"].clone(), reset["offers_embeddings"].clone()), (Value::Null, json!(false)));
+    let (_, one) = server.get(&format!("/api/v1/providers/{id}"), &member).await;
+    assert_eq!(one["embedding_model"], Value::Null, "stored");
 
     for reply in &seen {
         assert!(!reply.to_string().contains(SECRET_KEY), "the key leaked: {reply}");

@@ -70,11 +70,17 @@ async fn a_provider_built_outside_the_tree_loads_from_the_plugins_folder_and_com
         base_url: Some(server.url("")),
         model: Some("bigcode/starcoder2".into()),
         api_key: Some(Secret::new("hf_test_token_123456")),
+        embedding_model: Some("BAAI/bge-small-en".into()),
         ..ProviderSpec::default()
     }
     .resolve()
     .expect("settings");
     let client = LlmClient::new(registry.clone(), settings, HttpClients::new());
+    // A provider that exports only `provider` (as every provider written before embeddings
+    // existed) loads and completes as before; it is simply not asked for vectors.
+    assert!(!plugin.has_embeddings());
+    assert!(!client.offers_embeddings());
+    assert_eq!(client.embed(&["q".to_string()]).await.expect("no error"), None);
 
     let c = client.complete(user_prompt("How many orders?")).await.expect("completion");
     assert_eq!(c.text, " SELECT count(*) FROM orders");

@@ -5,19 +5,30 @@
 //! 1. **exact**: the same normalised question ([`text::Question::normalized`]) for the same
 //!    connection and schema fingerprint, fresh under a *sliding* TTL (on
 //!    `COALESCE(last_hit_at, created_at)`);
-//! 2. **similar**: the fresh entry of that connection and fingerprint that the [`Scorer`] rates
-//!    highest, if it reaches the policy's threshold and the scorer does not veto it.
+//! 2. **similar**: the fresh entry of that connection and fingerprint rated most alike, if it
+//!    reaches the policy's threshold and passes the guard of the way it was compared
+//!    ([`similarity`]): by the cosine of the questions' vectors when the provider offers
+//!    embeddings and the entry has a vector of the same model, by their words ([`Scorer`],
+//!    [`LexicalScorer`]) otherwise — per entry, so entries stored before embeddings were
+//!    configured still match lexically.
 //!
-//! Guards, whatever the scorer says: no similar hit when the two questions name different
+//! Guards, whatever the comparison: no similar hit when the two questions name different
 //! literals (numbers such as `$60k`, `1,000`, `5%`, `2024`; months; codes such as `q1`), and none
 //! when either speaks of time relative to now ("last month", "ytd", "trailing 12 months"): for
 //! those only an exact entry younger than [`RELATIVE_TIME_MAX_AGE`] counts, because its SQL may
-//! hold dates that have gone stale.
+//! hold dates that have gone stale. A hit by vectors also needs the same named values
+//! ([`names`]: "revenue in Berlin" never answers "revenue in Paris").
 //!
-//! Similarity is lexical ([`LexicalScorer`], documented in [`similarity`]); an embedding scorer
-//! can replace it through [`AnswerCache::with_scorer`]. Every change is atomic in the store (one
-//! statement, or one transaction), so replicas sharing a PostgreSQL store can use one cache.
+//! The question's vector comes from a [`QuestionVectors`], one per request: it is asked for only
+//! when an entry has a vector to compare with (or an answer is stored), at most once per question,
+//! so the answer stored after a miss reuses the vector the lookup computed. Without an embedder,
+//! or when it fails or is slow, questions are compared by their words. Every change is atomic in
+//! the store (one statement, or one transaction), so replicas sharing a PostgreSQL store can use
+//! one cache. With Redis configured, the exact step is served from copies there first, and stored
+//! answers are copied there ([`hot`]: the store stays the source of truth).
 
+pub mod hot;
+pub mod names;
 pub mod similarity;
 pub mod text;
 
@@ -27,10 +38,11 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 
-use crate::store::answer_cache::{CacheEntryRecord, NewCacheEntry};
+use crate::embedding::QuestionVectors;
+use crate::store::answer_cache::{CacheCandidate, CacheEntryRecord, NewCacheEntry};
 use crate::store::{Page, Store, StoreError};
 
-pub use similarity::{LexicalScorer, Scorer};
+pub use similarity::{LexicalScorer, Scorer, Similarity, compare};
 pub use text::Question;
 
 /// Entries kept per connection; the least recently used beyond it are evicted on insert.
@@ -54,8 +66,9 @@ pub struct CachePolicy {
     /// Sliding time to live: an entry not stored or served for this long is invisible. `None`:
     /// entries never expire.
     pub ttl: Option<Duration>,
-    /// The [`Scorer`] similarity a similar question needs (the lexical scorer gives 1.0 to the
-    /// same content words in the same order). Above 1 (or NaN) turns the similar step off.
+    /// The similarity a similar question needs, on either scale (cosine of vectors, or the
+    /// lexical scorer's, which gives 1.0 to the same content words in the same order; see
+    /// [`similarity`]). Above 1 (or NaN) turns the similar step off.
     pub threshold: f64,
 }
 
@@ -86,10 +99,23 @@ pub struct CacheHit {
     pub dialect: String,
     /// The question it was cached for.
     pub question_raw: String,
-    /// 1.0 for an exact hit, else the scorer's similarity.
+    /// 1.0 for an exact hit, else the similarity it was found with.
     pub similarity: f64,
     /// Whether the normalised questions were equal.
     pub exact: bool,
+    /// Whether it was found by comparing the questions' vectors.
+    pub by_vectors: bool,
+}
+
+/// How [`AnswerCache::store_entry_with`] stores an answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreOptions<'a> {
+    /// Replace an entry with the same key (`force_refresh`); otherwise it is kept.
+    pub overwrite: bool,
+    /// Entries kept for the connection (at least 1); `None`: the cache's capacity.
+    pub capacity: Option<usize>,
+    /// Where the question's vector comes from; `None`: no vector is stored.
+    pub vectors: Option<&'a QuestionVectors>,
 }
 
 /// A cache entry as listed.
@@ -129,12 +155,14 @@ pub struct AnswerCache {
     scorer: Arc<dyn Scorer>,
     capacity: usize,
     clock: Clock,
+    /// Exact answers copied to Redis, when configured ([`AnswerCache::with_redis`]).
+    hot: Option<Arc<hot::HotTier>>,
 }
 
 impl AnswerCache {
     /// A cache kept in `store`: lexical similarity, [`DEFAULT_CAPACITY`] entries per connection.
     pub fn new(store: Store) -> Self {
-        Self { store, scorer: Arc::new(LexicalScorer), capacity: DEFAULT_CAPACITY, clock: Arc::new(Utc::now) }
+        Self { store, scorer: Arc::new(LexicalScorer), capacity: DEFAULT_CAPACITY, clock: Arc::new(Utc::now), hot: None }
     }
 
     /// The same cache keeping at most `capacity` (at least 1) entries per connection.
@@ -170,15 +198,28 @@ impl AnswerCache {
     }
 
     /// The cached answer for `question` on `connection_id` with the schema `schema_fingerprint`,
-    /// if there is a fresh one: exact first, then the most similar (see the module docs). A hit
-    /// bumps the entry's `hit_count` and `last_hit_at` atomically; a miss counts one miss for
-    /// the connection. A blank question is a miss that is not counted.
+    /// if there is a fresh one: exact first, then the most similar by words (see the module
+    /// docs). A hit bumps the entry's `hit_count` and `last_hit_at` atomically; a miss counts
+    /// one miss for the connection. A blank question is a miss that is not counted.
     pub async fn lookup(
         &self,
         connection_id: &str,
         question: &str,
         schema_fingerprint: &str,
         policy: &CachePolicy,
+    ) -> Result<Option<CacheHit>, StoreError> {
+        self.lookup_with(connection_id, question, schema_fingerprint, policy, &QuestionVectors::none()).await
+    }
+
+    /// [`AnswerCache::lookup`], comparing by vectors where it can: the question's comes from
+    /// `vectors`, asked only when the similar step has an entry with a vector.
+    pub async fn lookup_with(
+        &self,
+        connection_id: &str,
+        question: &str,
+        schema_fingerprint: &str,
+        policy: &CachePolicy,
+        vectors: &QuestionVectors,
     ) -> Result<Option<CacheHit>, StoreError> {
         let q = Question::new(question);
         if q.normalized.is_empty() {
@@ -188,17 +229,28 @@ impl AnswerCache {
         let used_since = policy.ttl.map_or(DateTime::UNIX_EPOCH, |ttl| before(now, ttl));
         let created_since = if q.relative_time { before(now, RELATIVE_TIME_MAX_AGE) } else { DateTime::UNIX_EPOCH };
         let store = &self.store;
+        let hot = self.hot_bind(connection_id, &q, schema_fingerprint).await?;
+        if let Some(hot) = &hot
+            && let Some(found) = hot.serve(used_since, created_since, now).await
+        {
+            return Ok(Some(found));
+        }
         if let Some(entry) = store
             .cache_hit_exact(connection_id, &q.normalized, schema_fingerprint, used_since, created_since, now)
             .await?
         {
-            return Ok(Some(hit(entry, 1.0, true)));
+            if let Some(hot) = &hot {
+                hot.fill(&entry, now, policy.ttl).await;
+            }
+            return Ok(Some(hit(entry, Similarity::Words(1.0), true)));
         }
         // A stale entry under this key would block storing a fresh answer (inserts keep what exists).
         store.cache_drop_stale(connection_id, &q.normalized, schema_fingerprint, used_since, created_since).await?;
-        if !q.relative_time {
-            let entries = store.cache_candidates(connection_id, schema_fingerprint, used_since, self.capacity).await?;
-            for (entry, similarity) in self.similar_candidates(&q, entries, policy.threshold) {
+        // A threshold above 1 (or NaN) turns the similar step off: no vector is asked for.
+        if !q.relative_time && policy.threshold <= 1.0 {
+            let candidates =
+                store.cache_candidates(connection_id, schema_fingerprint, used_since, self.capacity).await?;
+            for (entry, similarity) in self.similar_candidates(&q, candidates, policy.threshold, vectors).await {
                 // Served only if still there and fresh: another replica may have evicted it.
                 if let Some(served) = store.cache_hit_id(&entry.id, used_since, now).await? {
                     return Ok(Some(hit(served, similarity, false)));
@@ -209,30 +261,34 @@ impl AnswerCache {
         Ok(None)
     }
 
-    /// The entries that may answer `q`, best first: guards passed, score ≥ `threshold`.
-    fn similar_candidates(
+    /// The entries that may answer `q`, best first: the literal and relative-time guards passed,
+    /// then compared (by vectors where both have one) and kept if [`Similarity::may_reuse`].
+    async fn similar_candidates(
         &self,
         q: &Question,
-        entries: Vec<CacheEntryRecord>,
+        candidates: Vec<CacheCandidate>,
         threshold: f64,
-    ) -> Vec<(CacheEntryRecord, f64)> {
-        let (entries, questions): (Vec<_>, Vec<_>) = entries
+        vectors: &QuestionVectors,
+    ) -> Vec<(CacheEntryRecord, Similarity)> {
+        let comparable: Vec<(CacheCandidate, Question)> = candidates
             .into_iter()
-            .filter_map(|e| {
-                let c = Question::new(&e.question_raw);
-                let comparable = e.question_normalized != q.normalized && !c.relative_time && c.literals == q.literals;
-                comparable.then_some((e, c))
+            .filter_map(|c| {
+                let other = Question::new(&c.entry.question_raw);
+                let comparable =
+                    c.entry.question_normalized != q.normalized && !other.relative_time && other.literals == q.literals;
+                comparable.then_some((c, other))
             })
-            .unzip();
-        let scores = self.scorer.score_many(q, &questions);
-        let mut ranked: Vec<(CacheEntryRecord, f64)> = entries
-            .into_iter()
-            .zip(questions.iter())
-            .zip(scores)
-            .filter(|((_, c), score)| *score >= threshold && self.scorer.may_share_answer(q, c))
-            .map(|((e, _), score)| (e, score))
             .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let vector = if comparable.iter().any(|(c, _)| c.embedding.is_some()) { vectors.of(&q.raw).await } else { None };
+        let scorer = self.scorer.as_ref();
+        let mut ranked: Vec<(CacheEntryRecord, Similarity)> = comparable
+            .into_iter()
+            .filter_map(|(c, other)| {
+                let similarity = compare(scorer, q, vector.as_ref(), &other, c.embedding.as_ref());
+                similarity.may_reuse(scorer, q, &other, threshold).then_some((c.entry, similarity))
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.1.score().total_cmp(&a.1.score()));
         ranked
     }
 
@@ -244,6 +300,9 @@ impl AnswerCache {
     /// The caller refused a hit (its SQL does not fit the asker's schema, or fails validation):
     /// count it as a miss instead. The entry stays (it may suit other users).
     pub async fn reject_hit(&self, connection_id: &str, entry_id: &str) -> Result<(), StoreError> {
+        if self.take_back_hot_hit(entry_id) {
+            return self.store.cache_record_miss(connection_id).await;
+        }
         self.store.cache_undo_hit(connection_id, entry_id).await
     }
 
@@ -261,16 +320,8 @@ impl AnswerCache {
         dialect: &str,
         overwrite: bool,
     ) -> Result<bool, StoreError> {
-        self.store_entry_with_capacity(
-            connection_id,
-            question,
-            schema_fingerprint,
-            sql,
-            dialect,
-            overwrite,
-            self.capacity,
-        )
-        .await
+        let options = StoreOptions { overwrite, ..StoreOptions::default() };
+        self.store_entry_with(connection_id, question, schema_fingerprint, sql, dialect, options).await
     }
 
     /// [`AnswerCache::store_entry`] with another capacity than the cache's (the live setting
@@ -286,10 +337,30 @@ impl AnswerCache {
         overwrite: bool,
         capacity: usize,
     ) -> Result<bool, StoreError> {
+        let options = StoreOptions { overwrite, capacity: Some(capacity), vectors: None };
+        self.store_entry_with(connection_id, question, schema_fingerprint, sql, dialect, options).await
+    }
+
+    /// [`AnswerCache::store_entry`] with [`StoreOptions`]: another capacity, and the question's
+    /// vector from `options.vectors` (the one the lookup computed, when it did).
+    pub async fn store_entry_with(
+        &self,
+        connection_id: &str,
+        question: &str,
+        schema_fingerprint: &str,
+        sql: &str,
+        dialect: &str,
+        options: StoreOptions<'_>,
+    ) -> Result<bool, StoreError> {
         let q = Question::new(question);
         if q.normalized.is_empty() {
             return Ok(false);
         }
+        // A relative-time entry is never compared by similarity: its vector would go unused.
+        let embedding = match options.vectors {
+            Some(vectors) if !q.relative_time => vectors.of(question).await,
+            _ => None,
+        };
         let entry = NewCacheEntry {
             connection_id,
             question_normalized: &q.normalized,
@@ -297,49 +368,83 @@ impl AnswerCache {
             schema_fingerprint,
             sql,
             dialect,
+            embedding: embedding.as_ref(),
         };
-        let (written, _evicted) = self.store.cache_insert(entry, overwrite, capacity.max(1), self.now()).await?;
+        let capacity = options.capacity.unwrap_or(self.capacity).max(1);
+        // Bound before writing: see the `hot` module on why the order makes copies safe.
+        let hot = self.hot_bind(connection_id, &q, schema_fingerprint).await?;
+        let (written, _evicted) = self.store.cache_insert(entry, options.overwrite, capacity, self.now()).await?;
+        if written {
+            self.after_store(connection_id, hot, options.overwrite).await?;
+        }
         Ok(written)
     }
 
     /// Forget the answers a 👎 or a new example makes doubtful: the entry with the same
     /// normalised question (any fingerprint) and every entry of the connection whose question
-    /// scores ≥ `threshold` against `question` (no guards: removing too much only costs a miss).
-    /// How many entries went.
+    /// scores ≥ `threshold` against `question` by words (no guards: removing too much only
+    /// costs a miss). How many entries went.
     pub async fn evict_similar(&self, connection_id: &str, question: &str, threshold: f64) -> Result<u64, StoreError> {
+        self.evict_similar_with(connection_id, question, threshold, &QuestionVectors::none()).await
+    }
+
+    /// [`AnswerCache::evict_similar`], comparing by vectors where both questions have one of the
+    /// same model (the question's from `vectors`, asked only if an entry has a vector).
+    pub async fn evict_similar_with(
+        &self,
+        connection_id: &str,
+        question: &str,
+        threshold: f64,
+        vectors: &QuestionVectors,
+    ) -> Result<u64, StoreError> {
         let q = Question::new(question);
         if q.normalized.is_empty() {
             return Ok(0);
         }
-        let entries = self.store.cache_entries_of(connection_id, EVICTION_SCAN_LIMIT).await?;
-        let (entries, questions): (Vec<_>, Vec<_>) = entries
+        let candidates: Vec<CacheCandidate> = self
+            .store
+            .cache_entries_of(connection_id, EVICTION_SCAN_LIMIT)
+            .await?
             .into_iter()
-            .filter(|e| e.question_normalized != q.normalized)
-            .map(|e| {
-                let c = Question::new(&e.question_raw);
-                (e, c)
+            .filter(|c| c.entry.question_normalized != q.normalized)
+            .collect();
+        let vector = if candidates.iter().any(|c| c.embedding.is_some()) { vectors.of(question).await } else { None };
+        let ids: Vec<String> = candidates
+            .into_iter()
+            .filter(|c| {
+                let other = Question::new(&c.entry.question_raw);
+                compare(self.scorer.as_ref(), &q, vector.as_ref(), &other, c.embedding.as_ref()).score() >= threshold
             })
-            .unzip();
-        let scores = self.scorer.score_many(&q, &questions);
-        let ids: Vec<String> =
-            entries.into_iter().zip(scores).filter(|(_, s)| *s >= threshold).map(|(e, _)| e.id).collect();
-        self.store.cache_delete_matching(connection_id, &q.normalized, &ids).await
+            .map(|c| c.entry.id)
+            .collect();
+        let deleted = self.store.cache_delete_matching(connection_id, &q.normalized, &ids).await?;
+        self.retire(connection_id).await?;
+        Ok(deleted)
     }
 
     /// Forget every entry of `connection_id` (schema refresh, privacy or semantic-model change,
     /// `DELETE /chat/cache/{id}`); how many were removed. Its miss counter stays.
     pub async fn clear_connection(&self, connection_id: &str) -> Result<u64, StoreError> {
-        self.store.cache_clear_connection(connection_id).await
+        let deleted = self.store.cache_clear_connection(connection_id).await?;
+        self.retire(connection_id).await?;
+        Ok(deleted)
     }
 
     /// Forget every entry of a deleted connection and its miss counter; how many entries went.
     pub async fn forget_connection(&self, connection_id: &str) -> Result<u64, StoreError> {
-        self.store.cache_forget_connection(connection_id).await
+        let deleted = self.store.cache_forget_connection(connection_id).await?;
+        self.retire(connection_id).await?;
+        Ok(deleted)
     }
 
     /// Delete one entry; whether it existed.
     pub async fn delete_entry(&self, entry_id: &str) -> Result<bool, StoreError> {
-        self.store.cache_delete_entry(entry_id).await
+        let connection_id = self.store.cache_entry_connection(entry_id).await?;
+        let deleted = self.store.cache_delete_entry(entry_id).await?;
+        if let Some(connection_id) = connection_id.filter(|_| deleted) {
+            self.retire(&connection_id).await?;
+        }
+        Ok(deleted)
     }
 
     /// Delete every entry stale under `ttl` (at start-up; lookups never see them anyway). `None`
@@ -353,6 +458,7 @@ impl AnswerCache {
 
     /// Usage over all connections.
     pub async fn stats(&self) -> Result<CacheStats, StoreError> {
+        self.flush_hot_hits().await;
         let totals = self.store.cache_totals(5).await?;
         let asked = totals.hit_count.saturating_add(totals.miss_count);
         let hit_rate = if asked > 0 { totals.hit_count as f64 / asked as f64 } else { 0.0 };
@@ -378,6 +484,7 @@ impl AnswerCache {
         offset: usize,
         search: Option<&str>,
     ) -> Result<Page<CacheEntry>, StoreError> {
+        self.flush_hot_hits().await;
         let search = search.map(str::trim).filter(|s| !s.is_empty());
         let (items, total) = self.store.cache_page(connection_id, search, limit, offset).await?;
         Ok(Page { items, total, limit, offset })
@@ -393,14 +500,15 @@ fn before(now: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::UNIX_EPOCH)
 }
 
-fn hit(entry: CacheEntryRecord, similarity: f64, exact: bool) -> CacheHit {
+fn hit(entry: CacheEntryRecord, similarity: Similarity, exact: bool) -> CacheHit {
     CacheHit {
         entry_id: entry.id,
         sql: entry.sql,
         dialect: entry.dialect,
         question_raw: entry.question_raw,
-        similarity,
+        similarity: similarity.score(),
         exact,
+        by_vectors: similarity.by_vectors(),
     }
 }
 

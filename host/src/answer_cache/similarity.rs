@@ -1,5 +1,14 @@
-//! How alike two questions are. Quarry has no embedding model, so the built-in scorer is
-//! lexical; [`Scorer`] is the seam where an embedding-based one can be plugged in later.
+//! How alike two questions are: [`compare`] uses the questions' vectors when both have one of
+//! the same model (cosine, [`crate::embedding::Embedding::similarity`]), and their words
+//! otherwise ([`Scorer`], by default [`LexicalScorer`]); [`Similarity::may_reuse`] adds the guard
+//! that belongs to each way of comparing.
+//!
+//! One threshold (`semantic_similarity_threshold`, 0.87 by default) serves both scales. On the
+//! lexical scale 1 means the same content words and 0.87 admits a typo in a short question; on
+//! the cosine scale of current embedding models (OpenAI `text-embedding-3-*`, `nomic-embed-text`)
+//! 0.87 is a close paraphrase, while merely related questions score well below it. Either way the
+//! threshold says "as good as the same question", and raising it makes both stricter. Models whose
+//! cosines crowd near 1 for any two texts (OpenAI `ada-002`) want a higher value, about 0.93.
 //!
 //! [`LexicalScorer`] compares the [`Question`]s' normalised content tokens:
 //! `score = 0.6 · cos(tokens) + 0.4 · cos(trigrams)`, where `tokens` is the bag of content words
@@ -11,10 +20,65 @@
 //! Identical normalised text scores 1. For reuse of an answer, it also requires that both
 //! questions use the same content words (up to such typos, any order): lexical similarity cannot
 //! tell "revenue in Berlin" from "revenue in Paris" by degree, only by the word that differs.
+//!
+//! Vectors see past the words ("How many clients do we have?" is "Count the customers"), so that
+//! veto would defeat them; they are blind to names instead, so a hit by vectors needs the same
+//! named values ([`super::names`]). The literal and relative-time guards are the cache's, and
+//! apply whichever way two questions were compared.
 
 use std::collections::{HashMap, HashSet};
 
 use super::text::Question;
+use crate::embedding::Embedding;
+
+/// How alike two questions were found, and by what.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Similarity {
+    /// The cosine of their vectors (same model), in `[0, 1]`.
+    Vectors(f64),
+    /// The [`Scorer`]'s similarity of their words, in `[0, 1]`.
+    Words(f64),
+}
+
+impl Similarity {
+    /// The score, whichever way it was found.
+    pub fn score(self) -> f64 {
+        match self {
+            Similarity::Vectors(s) | Similarity::Words(s) => s,
+        }
+    }
+
+    /// Whether it was found by comparing vectors.
+    pub fn by_vectors(self) -> bool {
+        matches!(self, Similarity::Vectors(_))
+    }
+
+    /// Whether an answer to `candidate` may be served for `query`: the score reaches `threshold`
+    /// (never for NaN) and the guard of the way they were compared passes — the same named
+    /// values for vectors, the scorer's veto for words.
+    pub fn may_reuse(self, scorer: &dyn Scorer, query: &Question, candidate: &Question, threshold: f64) -> bool {
+        self.score() >= threshold
+            && match self {
+                Similarity::Vectors(_) => query.names == candidate.names,
+                Similarity::Words(_) => scorer.may_share_answer(query, candidate),
+            }
+    }
+}
+
+/// How alike `query` and `candidate` are: by their vectors when both have one from the same
+/// model (and dimension), else by `scorer` over their words.
+pub fn compare(
+    scorer: &dyn Scorer,
+    query: &Question,
+    query_vector: Option<&Embedding>,
+    candidate: &Question,
+    candidate_vector: Option<&Embedding>,
+) -> Similarity {
+    match query_vector.zip(candidate_vector).and_then(|(q, c)| q.similarity(c)) {
+        Some(cosine) => Similarity::Vectors(cosine),
+        None => Similarity::Words(scorer.score(query, candidate)),
+    }
+}
 
 /// Weight of the word (and word-pair) cosine in [`LexicalScorer`]'s score; the rest is trigrams.
 const TOKEN_WEIGHT: f64 = 0.6;
@@ -22,24 +86,17 @@ const TOKEN_WEIGHT: f64 = 0.6;
 /// Shortest word that typo matching considers.
 const MIN_TYPO_WORD_CHARS: usize = 6;
 
-/// Scores how alike two questions are, in `[0, 1]`.
+/// Scores how alike two questions are by their words, in `[0, 1]`: what [`compare`] falls back
+/// to when the two have no comparable vectors.
 ///
-/// The answer cache and the example library only call these methods, so an embedding scorer
-/// (cosine of sentence embeddings, e.g. computed from [`Question::raw`]) can replace the lexical
-/// one without touching them. The numeric and relative-time guards are not the scorer's job: the
-/// cache applies them whatever scores.
+/// The numeric and relative-time guards are not the scorer's job: the cache applies them
+/// whatever scores.
 pub trait Scorer: Send + Sync {
     /// A short name for logs (`"lexical"`).
     fn name(&self) -> &'static str;
 
     /// Similarity of `a` and `b` in `[0, 1]`; 1 for the same normalised question. Symmetric.
     fn score(&self, a: &Question, b: &Question) -> f64;
-
-    /// Scores of `query` against each candidate, in order. The default calls [`Scorer::score`];
-    /// a scorer with batch costs (one model call for many texts) overrides it.
-    fn score_many(&self, query: &Question, candidates: &[Question]) -> Vec<f64> {
-        candidates.iter().map(|c| self.score(query, c)).collect()
-    }
 
     /// Whether an answer to `a` may be reused for `b` at all, whatever the score: the scorer's
     /// own veto (the lexical scorer demands the same content words). Default: no veto.

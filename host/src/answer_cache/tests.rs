@@ -1,11 +1,15 @@
 //! The cache's behaviour on an in-memory SQLite store with a clock the tests move: exact and
-//! similar hits, the numeric and relative-time guards, the sliding TTL, LRU eviction.
+//! similar hits, the numeric and relative-time guards, the sliding TTL, LRU eviction; then
+//! similar hits by vectors (a deterministic concept embedder): paraphrases in other words, the
+//! named-value guard, the per-entry fallback to words, one embedding per question, failures.
 
 use std::sync::Mutex;
 
 use chrono::TimeZone;
 
 use super::*;
+use crate::embedding::Embedder;
+use crate::embedding::testing::Concepts;
 
 const CONN: &str = "conn-1";
 const FP: &str = "fp-1";
@@ -208,4 +212,151 @@ async fn rejected_hits_count_as_misses_and_entries_page_by_hits() {
     assert_eq!(cache.entries(CONN, 10, 0, Some("%")).await.expect("search").total, 1);
     assert_eq!(cache.entries(CONN, 10, 0, Some("n_s")).await.expect("search").total, 1);
     assert_eq!(cache.entries(CONN, 10, 0, Some("y_c")).await.expect("search").total, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Similar hits by vectors
+
+/// One request's vectors from `embedder`.
+fn request(embedder: &Arc<Concepts>) -> QuestionVectors {
+    QuestionVectors::new(embedder.clone() as Arc<dyn Embedder>)
+}
+
+/// Store an answer as a chat request would, its question embedded by `embedder`.
+async fn put_embedded(cache: &AnswerCache, embedder: &Arc<Concepts>, question: &str, sql: &str) {
+    let vectors = request(embedder);
+    let options = StoreOptions { vectors: Some(&vectors), ..StoreOptions::default() };
+    assert!(cache.store_entry_with(CONN, question, FP, sql, "sqlite", options).await.expect("store"));
+}
+
+/// Look up as a chat request would, with `embedder`.
+async fn ask_embedded(cache: &AnswerCache, embedder: &Arc<Concepts>, question: &str) -> Option<CacheHit> {
+    cache.lookup_with(CONN, question, FP, &CachePolicy::default(), &request(embedder)).await.expect("lookup")
+}
+
+#[tokio::test]
+async fn a_paraphrase_in_other_words_hits_by_vectors() {
+    let (cache, _) = cache().await;
+    let embedder = Arc::new(Concepts::new("concepts-v1"));
+    put_embedded(&cache, &embedder, "Count the customers", "SELECT COUNT(*) FROM customers").await;
+
+    let hit = ask_embedded(&cache, &embedder, "How many clients do we have?").await.expect("hit by vectors");
+    assert!(hit.by_vectors && !hit.exact, "{hit:?}");
+    assert!(hit.similarity >= DEFAULT_THRESHOLD);
+    assert_eq!(hit.sql, "SELECT COUNT(*) FROM customers");
+    // By words alone the two share no content word: no hit.
+    assert!(ask(&cache, "How many clients do we have?").await.is_none());
+    // An exact hit needs no vector.
+    let exact = ask_embedded(&cache, &embedder, "count the customers!").await.expect("exact");
+    assert!(exact.exact && !exact.by_vectors);
+    assert_eq!(embedder.calls(), 2, "one call to store, one for the paraphrase, none for the exact hit");
+}
+
+#[tokio::test]
+async fn vectors_need_the_same_named_values_and_literals() {
+    let (cache, _) = cache().await;
+    let embedder = Arc::new(Concepts::new("concepts-v1"));
+    put_embedded(
+        &cache,
+        &embedder,
+        "What was the revenue in Berlin?",
+        "SELECT SUM(total) FROM s WHERE city = 'Berlin'",
+    )
+    .await;
+    put_embedded(&cache, &embedder, "Top 5 products", "SELECT name FROM p ORDER BY sales DESC LIMIT 5").await;
+    put_embedded(&cache, &embedder, "customers with status 'gold'", "SELECT * FROM c WHERE status = 'gold'").await;
+
+    assert!(ask_embedded(&cache, &embedder, "What was the revenue in Paris?").await.is_none(), "another city");
+    let same_city = ask_embedded(&cache, &embedder, "What was the total income in Berlin?").await.expect("same city");
+    assert!(same_city.by_vectors, "{same_city:?}");
+    assert!(ask_embedded(&cache, &embedder, "Top 10 items").await.is_none(), "another number");
+    assert!(ask_embedded(&cache, &embedder, "best 5 items").await.expect("same number").by_vectors);
+    assert!(ask_embedded(&cache, &embedder, "clients with status 'silver'").await.is_none(), "another quoted value");
+    assert!(ask_embedded(&cache, &embedder, "clients with status 'gold'").await.is_some());
+    // Relative time: never a similar hit, by vectors either.
+    put_embedded(&cache, &embedder, "revenue last month", "SELECT 1").await;
+    assert!(ask_embedded(&cache, &embedder, "income last month").await.is_none());
+}
+
+#[tokio::test]
+async fn entries_without_a_vector_of_the_same_model_are_compared_by_words() {
+    let (cache, _) = cache().await;
+    let embedder = Arc::new(Concepts::new("concepts-v1"));
+    let other_model = Arc::new(Concepts::new("concepts-v2"));
+    put(&cache, "how many customer orders", "SELECT COUNT(*) FROM orders").await;
+    put_embedded(&cache, &other_model, "Count the customers", "SELECT COUNT(*) FROM customers").await;
+
+    let by_words = ask_embedded(&cache, &embedder, "How many custmer orders?").await.expect("lexical hit");
+    assert!(!by_words.by_vectors);
+    assert_eq!(by_words.sql, "SELECT COUNT(*) FROM orders");
+    assert!(
+        ask_embedded(&cache, &embedder, "How many clients do we have?").await.is_none(),
+        "another model's vector is not compared, and the words differ"
+    );
+    assert!(ask_embedded(&cache, &other_model, "How many clients do we have?").await.expect("same model").by_vectors);
+    // No entry with a vector to compare with: the question is not embedded at all.
+    let (fresh, _) = cache_with_entry("how many customer orders").await;
+    assert!(!ask_embedded(&fresh, &embedder, "How many custmer orders?").await.expect("lexical hit").exact);
+    assert_eq!(embedder.calls(), 2, "the typo and the clients: the last cache had no vector to compare with");
+}
+
+async fn cache_with_entry(question: &str) -> (AnswerCache, Arc<Mutex<DateTime<Utc>>>) {
+    let (cache, now) = cache().await;
+    put(&cache, question, "SELECT 1").await;
+    (cache, now)
+}
+
+#[tokio::test]
+async fn the_answer_stored_after_a_miss_reuses_the_lookups_vector() {
+    let (cache, _) = cache().await;
+    let embedder = Arc::new(Concepts::new("concepts-v1"));
+    put_embedded(&cache, &embedder, "revenue by region", "SELECT 1").await;
+    let calls = embedder.calls();
+
+    let vectors = request(&embedder);
+    let policy = CachePolicy::default();
+    assert!(cache.lookup_with(CONN, "Count the customers", FP, &policy, &vectors).await.expect("lookup").is_none());
+    let options = StoreOptions { vectors: Some(&vectors), ..StoreOptions::default() };
+    let stored = cache.store_entry_with(CONN, "Count the customers", FP, "SELECT 2", "sqlite", options);
+    assert!(stored.await.expect("store"));
+    assert_eq!(embedder.calls(), calls + 1, "one embedding for the lookup and the store");
+
+    let candidates = cache.store.cache_candidates(CONN, FP, DateTime::UNIX_EPOCH, 10).await.expect("candidates");
+    let stored = candidates.iter().find(|c| c.entry.question_raw == "Count the customers").expect("stored");
+    let embedding = stored.embedding.as_ref().expect("stored with its vector");
+    assert_eq!(embedding.model, "concepts-v1");
+    assert_eq!(embedding.vector, crate::embedding::testing::vector("Count the customers"));
+}
+
+#[tokio::test]
+async fn a_failing_embedder_leaves_the_lexical_behaviour() {
+    let (cache, _) = cache().await;
+    let embedder = Arc::new(Concepts::new("concepts-v1"));
+    let failing = Arc::new(Concepts::failing());
+    put_embedded(&cache, &embedder, "Count the customers", "SELECT COUNT(*) FROM customers").await;
+
+    let vectors = request(&failing);
+    let policy = CachePolicy::default();
+    let paraphrase = cache.lookup_with(CONN, "How many clients do we have?", FP, &policy, &vectors).await;
+    assert!(paraphrase.expect("no error").is_none());
+    let lexical = cache.lookup_with(CONN, "count all the customers", FP, &policy, &vectors).await;
+    assert!(!lexical.expect("no error").expect("lexical hit").by_vectors);
+    let options = StoreOptions { vectors: Some(&vectors), ..StoreOptions::default() };
+    assert!(cache.store_entry_with(CONN, "revenue by region", FP, "SELECT 3", "sqlite", options).await.expect("store"));
+    assert_eq!(failing.calls(), 1, "after a failure the request stops asking");
+}
+
+#[tokio::test]
+async fn thumbs_down_evicts_paraphrases_by_vectors() {
+    let (cache, _) = cache().await;
+    let embedder = Arc::new(Concepts::new("concepts-v1"));
+    put_embedded(&cache, &embedder, "Count the customers", "SELECT 1").await;
+    put_embedded(&cache, &embedder, "How many clients do we have?", "SELECT 2").await;
+    put_embedded(&cache, &embedder, "revenue by region", "SELECT 3").await;
+    let evicted = cache.evict_similar_with(CONN, "number of buyers", DEFAULT_THRESHOLD, &request(&embedder)).await;
+    assert_eq!(evicted.expect("evict"), 2);
+    let left = cache.entries(CONN, 10, 0, None).await.expect("entries");
+    assert_eq!(left.items.iter().map(|e| e.question_raw.as_str()).collect::<Vec<_>>(), vec!["revenue by region"]);
+    // Without vectors only the words count: nothing else goes.
+    assert_eq!(cache.evict_similar(CONN, "revenue per area", DEFAULT_THRESHOLD).await.expect("evict"), 0);
 }

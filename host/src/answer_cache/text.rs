@@ -1,6 +1,6 @@
 //! Reading a question the way the cache and the example library compare them: normalised
-//! content tokens, the literals it names (numbers, months, quarter codes), and whether it speaks
-//! of time relative to now.
+//! content tokens, the literals it names (numbers, months, quarter codes), whether it speaks
+//! of time relative to now, and its named values ([`super::names`]).
 //!
 //! Normalisation, in order: lowercase; split into words and numeric literals (`$60k`, `1,000`,
 //! `5%`, `2.5m` each become one canonical literal such as `$60000`, `1000`, `5%`, `2500000`;
@@ -26,6 +26,9 @@ pub struct Question {
     /// Whether the question speaks of time relative to now ("today", "last month", "ytd",
     /// "trailing 12 months", …): SQL written for it may hold dates that go stale.
     pub relative_time: bool,
+    /// The named values it mentions (quoted strings, capitalised words inside a sentence; see
+    /// [`super::names`]): a hit found by comparing vectors needs the same ones.
+    pub names: Vec<String>,
 }
 
 impl Question {
@@ -67,7 +70,8 @@ impl Question {
         } else {
             tokens.join(" ")
         };
-        Question { raw: raw.to_string(), tokens, normalized, literals, relative_time }
+        let names = super::names::named_values(raw);
+        Question { raw: raw.to_string(), tokens, normalized, literals, relative_time, names }
     }
 }
 

@@ -83,6 +83,9 @@ pub struct AppState {
     pub postgres_env: HashMap<String, String>,
     /// The product API's parts (`/api/v1`); `None` answers those routes with 503.
     pub product: Option<Arc<Product>>,
+    /// The server's one handle on the shared Redis (`None`: not configured); see
+    /// [`crate::shared_redis`].
+    pub redis: Option<Arc<crate::shared_redis::Redis>>,
 }
 
 impl AppState {
@@ -103,12 +106,19 @@ impl AppState {
             started: unix_now(),
             postgres_env,
             product: None,
+            redis: None,
         }
     }
 
     /// Serve the product API `/api/v1` with `product`.
     pub fn with_product(mut self, product: Arc<Product>) -> Self {
         self.product = Some(product);
+        self
+    }
+
+    /// Share `redis` (the server's handle) with the routes.
+    pub fn with_redis(mut self, redis: Option<Arc<crate::shared_redis::Redis>>) -> Self {
+        self.redis = redis;
         self
     }
 

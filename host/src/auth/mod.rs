@@ -169,19 +169,18 @@ fn env_number(var: &str) -> Result<Option<u64>, AuthError> {
     }
 }
 
-/// The sign-in rate limiter: counted in Redis, shared by the replicas, when Redis is configured
+/// The sign-in rate limiter: counted in `redis`, shared by the replicas, when Redis is configured
 /// (see [`crate::shared_redis`]); otherwise in this process.
-fn sign_in_limiter(per_min: u32) -> Result<Arc<dyn RateLimiter>, AuthError> {
+fn sign_in_limiter(per_min: u32, redis: Option<Arc<crate::shared_redis::Redis>>) -> Arc<dyn RateLimiter> {
     let window = Duration::from_secs(60);
-    let redis = crate::shared_redis::Redis::from_env().map_err(|e| AuthError::Config(e.to_string()))?;
-    Ok(match redis {
+    match redis {
         Some(redis) => {
             tracing::info!(
                 "sign-in rate limit: {per_min}/min per client, counted in Redis at {} \
                  (in-process while Redis is down)",
                 redis.config()
             );
-            Arc::new(RedisWindow::new(Arc::new(redis), per_min, window))
+            Arc::new(RedisWindow::new(redis, per_min, window))
         }
         None => {
             tracing::info!(
@@ -190,7 +189,7 @@ fn sign_in_limiter(per_min: u32) -> Result<Arc<dyn RateLimiter>, AuthError> {
             );
             Arc::new(FixedWindow::new(per_min, window))
         }
-    })
+    }
 }
 
 /// Where a sign-in request came from, kept with its refresh token and used for rate limits.
@@ -226,9 +225,10 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Settings from the environment; the signing key from `QUARRY_JWT_SECRET` or `store`.
-    /// Also deletes expired tokens from the store.
-    pub async fn load(store: &Store) -> Result<Auth, AuthError> {
+    /// Settings from the environment; the signing key from `QUARRY_JWT_SECRET` or `store`; the
+    /// rate limits counted in `redis` when the server has it. Also deletes expired tokens from
+    /// the store.
+    pub async fn load(store: &Store, redis: Option<Arc<crate::shared_redis::Redis>>) -> Result<Auth, AuthError> {
         let config = AuthConfig::from_env()?;
         let configured = std::env::var(JWT_SECRET_VAR).ok();
         let secret = match configured_secret(configured.as_deref())? {
@@ -248,7 +248,7 @@ impl Auth {
         if let Err(e) = store.purge_expired_tokens().await {
             tracing::warn!("could not delete expired tokens: {e}");
         }
-        let limiter = sign_in_limiter(config.rate_limit_per_min)?;
+        let limiter = sign_in_limiter(config.rate_limit_per_min, redis);
         Ok(Auth::new(config, &secret, limiter))
     }
 

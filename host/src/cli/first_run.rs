@@ -129,6 +129,7 @@ async fn seed(store: &Store, cipher: &Cipher, defaults: &Defaults, llm: &Provide
                 provider_type,
                 base_url: llm.base_url.clone(),
                 model: llm.model.clone(),
+                embedding_model: llm.embedding_model.clone(),
                 temperature: None,
                 max_tokens: None,
                 api_key_sealed: None,

@@ -54,6 +54,12 @@ pub async fn run(args: ServeArgs, plugin_settings: &PluginSettings) -> anyhow::R
     };
     let store = Store::from_env(&config.settings.data_dir).await.context("cannot open the metadata store")?;
     let engine = Engine::new(registry.clone(), config, store).await.context("cannot start the engine")?;
+    // One Redis handle for the whole server (rate limits, caches, progress); none without Redis.
+    let redis = crate::shared_redis::Redis::from_env().context("cannot use the Redis settings")?.map(Arc::new);
+    if let Some(redis) = &redis {
+        tracing::info!("Redis at {} shares the caches, rate limits and progress between servers", redis.config());
+        engine.share_schemas(redis.clone());
+    }
     let missing = engine.missing_configuration(&Overrides::default());
     if !missing.is_empty() {
         tracing::warn!(
@@ -78,12 +84,13 @@ pub async fn run(args: ServeArgs, plugin_settings: &PluginSettings) -> anyhow::R
         .local_addr()
         .context("cannot read the bound address")?;
     let data_dir = engine.config().settings.data_dir.clone();
-    let product = Product::from_env(engine.clone(), &data_dir)
+    let product = Product::with_redis(engine.clone(), &data_dir, redis.clone())
         .await
         .context("cannot start the product API")?;
     super::first_run::seed_records(&product.store, &product.cipher, &defaults, &engine.config().llm).await;
     prune_answer_cache(&product).await;
-    let state = Arc::new(AppState::new(Arc::new(engine), settings).with_product(Arc::new(product)));
+    let state =
+        Arc::new(AppState::new(Arc::new(engine), settings).with_product(Arc::new(product)).with_redis(redis));
     announce(addr)?;
     if defaults.demo.is_some() || defaults.provider.is_some() {
         let shown = if addr.ip().is_unspecified() { format!("http://localhost:{}", addr.port()) } else { format!("http://{addr}") };
@@ -228,6 +235,7 @@ mod tests {
             description: String::new(),
             memory_bytes: 0,
             timeout_ms: 0,
+            embeddings: false,
         }
     }
 

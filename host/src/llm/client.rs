@@ -5,6 +5,9 @@
 //! base URL as the `{secret:api_key}` placeholder, the configured timeouts, retries and size cap,
 //! a redactor that knows the key, and, when streaming, an events sink. Whatever fails comes back
 //! as an [`LlmError`] with the key scrubbed from every message.
+//!
+//! Embeddings ([`LlmClient::embed`]) run the same way, when the plugin exports them and an
+//! embedding model is configured; the vectors are checked before anyone uses them.
 
 use std::sync::Arc;
 
@@ -15,6 +18,9 @@ use super::config::ProviderSettings;
 use super::error::{ConfigError, LlmError};
 use crate::plugins::bindings::provider::exports::quarry::plugin::provider::{ModelInfo, ProviderConfig};
 use crate::plugins::bindings::provider::quarry::plugin::events::CompletionEvent;
+use crate::plugins::bindings::provider_embeddings::exports::quarry::plugin::embeddings::{
+    EmbeddingConfig, EmbeddingResult,
+};
 use crate::plugins::bindings::types::{ChatMessage, Completion, CompletionRequest, Role};
 use crate::plugins::capabilities::events::EventsCapability;
 use crate::plugins::capabilities::http::{HttpClients, HttpGrant};
@@ -25,6 +31,20 @@ use crate::plugins::{PluginRegistry, ProviderPlugin};
 
 /// Streamed events buffered between the plugin and a slow reader before the plugin waits.
 pub const STREAM_BUFFER: usize = 64;
+
+/// Texts per embedding call: many fewer than any API's limit (OpenAI takes 2048), and few enough
+/// that a batch of 3072-dimension vectors stays well under the response-size cap.
+pub const EMBED_BATCH: usize = 64;
+
+/// Vectors for texts, as one provider's embedding model computed them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    /// The configured embedding model: the stable name that tells vectors of different models
+    /// apart (vectors of two models must never be compared).
+    pub model: String,
+    /// One vector per text, in the order of the texts, all of one non-zero dimension.
+    pub vectors: Vec<Vec<f32>>,
+}
 
 /// Calls one configured LLM provider. Cheap to clone; share one per provider configuration.
 #[derive(Clone)]
@@ -127,6 +147,33 @@ impl LlmClient {
         LlmStream { events: rx, task: Some(task) }
     }
 
+    /// Whether this provider offers embeddings: its plugin exports them and an embedding model is
+    /// configured.
+    pub fn offers_embeddings(&self) -> bool {
+        self.settings.embedding_model.is_some() && self.plugin().is_ok_and(|p| p.has_embeddings())
+    }
+
+    /// Vectors for `texts`, in order. `Ok(None)` when the provider does not offer embeddings
+    /// (see [`LlmClient::offers_embeddings`]); `Err` for a failed call or vectors that do not
+    /// fit the texts (key scrubbed like every other error). Empty `texts` make no call.
+    pub async fn embed(&self, texts: &[String]) -> Result<Option<Embeddings>, LlmError> {
+        let Some(model) = self.settings.embedding_model.clone() else { return Ok(None) };
+        let Some(plugin) = self.plugin().ok().filter(ProviderPlugin::has_embeddings) else { return Ok(None) };
+        let cfg = EmbeddingConfig {
+            model: model.clone(),
+            has_api_key: self.settings.api_key.is_some(),
+            options: self.settings.options.clone(),
+        };
+        let redactor = self.redactor();
+        let mut vectors = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(EMBED_BATCH) {
+            let outcome = plugin.embed(&cfg, batch, self.grants(&plugin, None)?).await;
+            let result = finish(outcome, &redactor)?;
+            vectors.extend(checked_batch(result, batch.len(), vectors.first().map(Vec::len))?);
+        }
+        Ok(Some(Embeddings { model, vectors }))
+    }
+
     /// The models the API offers.
     pub async fn list_models(&self) -> Result<Vec<ModelInfo>, LlmError> {
         let plugin = self.plugin()?;
@@ -136,6 +183,27 @@ impl LlmClient {
         let outcome = plugin.list_models(&cfg, grants).await;
         finish(outcome, &redactor)
     }
+}
+
+/// One batch's vectors, if there is one per text, all of one non-zero dimension (`dimension`,
+/// when an earlier batch fixed it) and every number finite; else a malformed-response error.
+fn checked_batch(result: EmbeddingResult, texts: usize, dimension: Option<usize>) -> Result<Vec<Vec<f32>>, LlmError> {
+    let bad = |what: String| Err(LlmError::MalformedResponse(format!("the embeddings do not fit the texts: {what}")));
+    let vectors = result.vectors;
+    if vectors.len() != texts {
+        return bad(format!("{} vectors for {texts} texts", vectors.len()));
+    }
+    let dimension = dimension.or_else(|| vectors.first().map(Vec::len)).unwrap_or(0);
+    if dimension == 0 {
+        return bad("the vectors are empty".into());
+    }
+    if let Some((i, v)) = vectors.iter().enumerate().find(|(_, v)| v.len() != dimension) {
+        return bad(format!("vector {i} has {} dimensions, others {dimension}", v.len()));
+    }
+    if let Some(i) = vectors.iter().position(|v| v.iter().any(|x| !x.is_finite())) {
+        return bad(format!("vector {i} holds a number that is not finite"));
+    }
+    Ok(vectors)
 }
 
 /// Flatten a plugin call's two layers of failure into one scrubbed [`LlmError`].

@@ -19,6 +19,7 @@
 //! | `LLM_TIMEOUT` | total time of one request (default 300s) |
 //! | `LLM_CONNECT_TIMEOUT`, `LLM_FIRST_BYTE_TIMEOUT`, `LLM_IDLE_TIMEOUT` | finer timeouts (10s, 180s, 60s) |
 //! | `LLM_MAX_RESPONSE_BYTES` | response-size cap (default 16MiB) |
+//! | `LLM_EMBEDDING_MODEL` | the embedding model, for providers whose plugin offers embeddings (`openai` defaults to `text-embedding-3-small`); `off` turns a preset's default off |
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -40,6 +41,8 @@ pub struct Preset {
     pub base_url: Option<&'static str>,
     /// The model when none is given.
     pub default_model: Option<&'static str>,
+    /// The embedding model when none is given (`None`: no embeddings unless one is configured).
+    pub default_embedding_model: Option<&'static str>,
     /// An environment variable holding the key, read when `LLM_API_KEY` is not set.
     pub key_env: Option<&'static str>,
     /// Suffixes removed from a given base URL, because the plugin adds them itself
@@ -51,16 +54,19 @@ pub struct Preset {
 
 /// The presets, in the order `quarry llm` lists them.
 pub const PRESETS: &[Preset] = &[
-    Preset { name: "openai", plugin: "openai", base_url: Some("https://api.openai.com/v1"), default_model: Some("gpt-4o-mini"), key_env: None, strip_suffixes: &[], description: "OpenAI" },
-    Preset { name: "groq", plugin: "openai", base_url: Some("https://api.groq.com/openai/v1"), default_model: Some("llama-3.3-70b-versatile"), key_env: Some("GROQ_API_KEY"), strip_suffixes: &[], description: "Groq, through its OpenAI-compatible API" },
-    Preset { name: "openrouter", plugin: "openai", base_url: Some("https://openrouter.ai/api/v1"), default_model: None, key_env: Some("OPENROUTER_API_KEY"), strip_suffixes: &[], description: "OpenRouter" },
-    Preset { name: "openai-compatible", plugin: "openai", base_url: None, default_model: None, key_env: None, strip_suffixes: &[], description: "any server speaking OpenAI Chat Completions (vLLM, LM Studio, llama.cpp, Ollama /v1, …)" },
-    Preset { name: "lmstudio", plugin: "openai", base_url: Some("http://localhost:1234/v1"), default_model: None, key_env: None, strip_suffixes: &[], description: "LM Studio's local server" },
-    Preset { name: "vllm", plugin: "openai", base_url: Some("http://localhost:8000/v1"), default_model: None, key_env: None, strip_suffixes: &[], description: "a local vLLM server" },
-    Preset { name: "anthropic", plugin: "anthropic", base_url: Some("https://api.anthropic.com"), default_model: Some("claude-sonnet-4-5"), key_env: Some("ANTHROPIC_API_KEY"), strip_suffixes: &["/v1"], description: "Anthropic Claude (Messages API)" },
-    Preset { name: "offline", plugin: "offline", base_url: Some("http://offline.invalid"), default_model: Some("offline"), key_env: None, strip_suffixes: &[], description: "the built-in offline translator: common questions from the schema alone, no network (the URL is never contacted)" },
-    Preset { name: "ollama", plugin: "ollama", base_url: Some("http://localhost:11434"), default_model: None, key_env: None, strip_suffixes: &["/v1", "/api"], description: "Ollama's native API" },
+    Preset { name: "openai", plugin: "openai", base_url: Some("https://api.openai.com/v1"), default_model: Some("gpt-4o-mini"), default_embedding_model: Some("text-embedding-3-small"), key_env: None, strip_suffixes: &[], description: "OpenAI" },
+    Preset { name: "groq", plugin: "openai", base_url: Some("https://api.groq.com/openai/v1"), default_model: Some("llama-3.3-70b-versatile"), default_embedding_model: None, key_env: Some("GROQ_API_KEY"), strip_suffixes: &[], description: "Groq, through its OpenAI-compatible API" },
+    Preset { name: "openrouter", plugin: "openai", base_url: Some("https://openrouter.ai/api/v1"), default_model: None, default_embedding_model: None, key_env: Some("OPENROUTER_API_KEY"), strip_suffixes: &[], description: "OpenRouter" },
+    Preset { name: "openai-compatible", plugin: "openai", base_url: None, default_model: None, default_embedding_model: None, key_env: None, strip_suffixes: &[], description: "any server speaking OpenAI Chat Completions (vLLM, LM Studio, llama.cpp, Ollama /v1, …)" },
+    Preset { name: "lmstudio", plugin: "openai", base_url: Some("http://localhost:1234/v1"), default_model: None, default_embedding_model: None, key_env: None, strip_suffixes: &[], description: "LM Studio's local server" },
+    Preset { name: "vllm", plugin: "openai", base_url: Some("http://localhost:8000/v1"), default_model: None, default_embedding_model: None, key_env: None, strip_suffixes: &[], description: "a local vLLM server" },
+    Preset { name: "anthropic", plugin: "anthropic", base_url: Some("https://api.anthropic.com"), default_model: Some("claude-sonnet-4-5"), default_embedding_model: None, key_env: Some("ANTHROPIC_API_KEY"), strip_suffixes: &["/v1"], description: "Anthropic Claude (Messages API)" },
+    Preset { name: "offline", plugin: "offline", base_url: Some("http://offline.invalid"), default_model: Some("offline"), default_embedding_model: None, key_env: None, strip_suffixes: &[], description: "the built-in offline translator: common questions from the schema alone, no network (the URL is never contacted)" },
+    Preset { name: "ollama", plugin: "ollama", base_url: Some("http://localhost:11434"), default_model: None, default_embedding_model: None, key_env: None, strip_suffixes: &["/v1", "/api"], description: "Ollama's native API" },
 ];
+
+/// Values of `LLM_EMBEDDING_MODEL` that turn embeddings off (a preset's default included).
+const EMBEDDINGS_OFF: &[&str] = &["off", "none"];
 
 /// Other names operators use for a preset.
 const ALIASES: &[(&str, &str)] = &[("claude", "anthropic"), ("openai_compatible", "openai-compatible"), ("lm-studio", "lmstudio")];
@@ -81,6 +87,8 @@ pub struct ProviderSpec {
     pub base_url: Option<String>,
     /// The model.
     pub model: Option<String>,
+    /// The embedding model (`off` or `none`: no embeddings, not even the preset's default).
+    pub embedding_model: Option<String>,
     /// The API key.
     pub api_key: Option<Secret>,
     /// Default sampling temperature.
@@ -120,6 +128,7 @@ impl ProviderSpec {
             provider,
             base_url: get("LLM_BASE_URL"),
             model: get("LLM_MODEL"),
+            embedding_model: get("LLM_EMBEDDING_MODEL"),
             api_key,
             temperature: parse_var(&get, "LLM_TEMPERATURE", |v| v.parse().ok())?,
             max_tokens: parse_var(&get, "LLM_MAX_TOKENS", |v| v.parse().ok())?,
@@ -146,7 +155,7 @@ impl ProviderSpec {
         if over.provider.is_some() && over.provider != self.provider && over.base_url.is_none() {
             self.base_url = None;
         }
-        take!(provider, base_url, model, api_key, temperature, max_tokens, max_retries, timeout, connect_timeout, first_byte_timeout, idle_timeout, max_response_bytes);
+        take!(provider, base_url, model, embedding_model, api_key, temperature, max_tokens, max_retries, timeout, connect_timeout, first_byte_timeout, idle_timeout, max_response_bytes);
         self.options.extend(over.options);
         self
     }
@@ -205,6 +214,10 @@ impl ProviderSpec {
         };
         Ok(ProviderSettings {
             model: self.model.filter(|m| !m.trim().is_empty()).or_else(|| preset.and_then(|p| p.default_model).map(str::to_string)),
+            embedding_model: effective_embedding_model(
+                self.embedding_model.as_deref(),
+                preset.and_then(|p| p.default_embedding_model),
+            ),
             provider: preset.map(|p| p.name.to_string()).unwrap_or(name),
             plugin,
             base_url,
@@ -214,6 +227,16 @@ impl ProviderSpec {
             options: self.options.into_iter().collect(),
             http,
         })
+    }
+}
+
+/// The embedding model in use: `given` (blank counts as not given), else `default`; `off` or
+/// `none` means no embeddings at all.
+pub fn effective_embedding_model(given: Option<&str>, default: Option<&str>) -> Option<String> {
+    match given.map(str::trim).filter(|m| !m.is_empty()) {
+        Some(m) if EMBEDDINGS_OFF.contains(&m.to_ascii_lowercase().as_str()) => None,
+        Some(m) => Some(m.to_string()),
+        None => default.map(str::to_string),
     }
 }
 
@@ -228,6 +251,8 @@ pub struct ProviderSettings {
     pub base_url: String,
     /// The model, if one is configured (completions need one; listing models does not).
     pub model: Option<String>,
+    /// The embedding model, if one is configured; without one the provider offers no embeddings.
+    pub embedding_model: Option<String>,
     /// The API key; it never prints.
     pub api_key: Option<Secret>,
     /// Default temperature for requests that set none.
@@ -355,6 +380,26 @@ mod tests {
         assert_eq!(s.http.max_retries, 0);
         let s = spec(&[("LLM_BASE_URL", "http://x"), ("LLM_OPTIONS", r#"{"num_ctx": 8192, "think": true}"#)]).unwrap().resolve().unwrap();
         assert_eq!(s.options[0], ("num_ctx".to_string(), "8192".to_string()));
+    }
+
+    #[test]
+    fn the_embedding_model_comes_from_the_variable_else_the_preset_and_can_be_turned_off() {
+        let s = spec(&[("LLM_PROVIDER", "openai")]).unwrap().resolve().unwrap();
+        assert_eq!(s.embedding_model.as_deref(), Some("text-embedding-3-small"));
+        let s = spec(&[("LLM_PROVIDER", "openai"), ("LLM_EMBEDDING_MODEL", "text-embedding-3-large")])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(s.embedding_model.as_deref(), Some("text-embedding-3-large"));
+        let s = spec(&[("LLM_PROVIDER", "openai"), ("LLM_EMBEDDING_MODEL", "Off")]).unwrap().resolve().unwrap();
+        assert_eq!(s.embedding_model, None);
+        let s = spec(&[("LLM_PROVIDER", "ollama")]).unwrap().resolve().unwrap();
+        assert_eq!(s.embedding_model, None, "no preset default: no embeddings unless configured");
+        let s = spec(&[("LLM_BASE_URL", "http://x"), ("LLM_EMBEDDING_MODEL", " nomic-embed-text ")])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(s.embedding_model.as_deref(), Some("nomic-embed-text"));
     }
 
     #[test]

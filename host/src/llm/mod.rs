@@ -3,8 +3,9 @@
 //! - [`config`]: which provider, base URL, model and key, from `LLM_*` environment variables
 //!   (or, later, a provider config stored through the API), with presets (`openai`, `groq`,
 //!   `anthropic`, `ollama`, …);
-//! - [`client`]: [`LlmClient`], which runs a completion (whole or streamed) or a model listing
-//!   through the configured plugin with the right grants, and [`llm_backend`] for explainers;
+//! - [`client`]: [`LlmClient`], which runs a completion (whole or streamed), a model listing or,
+//!   when the provider offers them, [`Embeddings`] through the configured plugin with the right
+//!   grants, and [`llm_backend`] for explainers;
 //! - [`error`]: [`LlmError`], the typed failures a caller can act on.
 //!
 //! ```no_run
@@ -23,7 +24,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 
-pub use client::{LlmClient, LlmStream, llm_backend, user_prompt};
+pub use client::{Embeddings, LlmClient, LlmStream, llm_backend, user_prompt};
 pub use config::{PRESETS, Preset, ProviderSettings, ProviderSpec};
 pub use error::{ConfigError, LlmError};
 

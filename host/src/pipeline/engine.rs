@@ -354,4 +354,10 @@ impl Engine {
     pub fn store(&self) -> &Store {
         &self.inner.store
     }
+
+    /// Keep introspected schemas in `redis` too, shared with the other servers using it (see
+    /// [`SchemaCache::share`]); needs a Tokio runtime.
+    pub fn share_schemas(&self, redis: Arc<crate::shared_redis::Redis>) {
+        self.inner.schemas.share(redis, crate::shared_redis::KEY_PREFIX);
+    }
 }

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
+
 use crate::db::Database;
 use crate::schema::{IntrospectOptions, PrivacyPolicy, RenderOptions, Schema, SchemaCache, link_with, render};
 
@@ -27,8 +29,9 @@ pub(crate) struct PromptSchema {
 /// The cached schema of `db` for `schema_key` with `samples` values per column, introspected now
 /// if there is none (or it expired).
 ///
-/// The cache key holds the database, the caller's key and the sample count: a new key (SQL Query
-/// Engine's way to force a fresh description) or another sample count reads the schema again.
+/// The cache key holds the database, the caller's key, the sample count and the privacy policy: a
+/// new key (SQL Query Engine's way to force a fresh description), another sample count or changed
+/// exclusions read the schema again (an excluded table must not linger in the prompt for a TTL).
 pub(crate) async fn load(
     cache: &SchemaCache,
     db: &Database,
@@ -37,7 +40,9 @@ pub(crate) async fn load(
     samples: u32,
     privacy: &PrivacyPolicy,
 ) -> Result<Arc<Schema>, EngineError> {
-    let key = format!("{db_key}\u{1f}{}\u{1f}{samples}", schema_key.unwrap_or(""));
+    let policy = serde_json::to_vec(privacy).unwrap_or_default();
+    let policy = hex::encode(Sha256::digest(&policy));
+    let key = format!("{db_key}\u{1f}{}\u{1f}{samples}\u{1f}{policy}", schema_key.unwrap_or(""));
     let opts = IntrospectOptions {
         sample_values_per_column: samples as usize,
         privacy: privacy.clone(),

@@ -137,6 +137,14 @@ pub enum CallError {
         /// How long the call waited.
         waited: Duration,
     },
+    /// The plugin does not export the optional interface a call needs.
+    #[error("plugin `{plugin}` does not offer {what}")]
+    Unsupported {
+        /// Plugin name.
+        plugin: String,
+        /// What it lacks (for example `embeddings`).
+        what: String,
+    },
     /// Instantiation or a host-side step failed.
     #[error("plugin `{plugin}` failed: {detail}")]
     Host {
@@ -157,6 +165,7 @@ impl CallError {
             CallError::Trapped { .. } => "plugin-trapped",
             CallError::Malformed { .. } => "plugin-malformed-output",
             CallError::Busy { .. } => "plugin-busy",
+            CallError::Unsupported { .. } => "plugin-unsupported",
             CallError::Host { .. } => "plugin-host-error",
         }
     }

@@ -1,6 +1,10 @@
 //! Turning a manifest and component bytes into a ready-to-call plugin: checksum, compile (or load
 //! the cached artifact), check the exported WIT interface and version, pre-link against the world's
 //! linker (which refuses imports the world does not grant), and smoke-test `info()`.
+//!
+//! A provider may also export the optional `embeddings` interface (world
+//! `llm-provider-embeddings`); it then gets a second pre-instance for that world. A provider
+//! without it loads exactly as before.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,7 +12,10 @@ use std::sync::Arc;
 use wasmtime::component::{Component, types::ComponentItem};
 
 use super::artifact_cache::{Provenance, sha256_hex};
-use super::bindings::{dialect::SqlDialectPre, explainer::ResultExplainerPre, provider::LlmProviderPre};
+use super::bindings::{
+    dialect::SqlDialectPre, explainer::ResultExplainerPre, provider::LlmProviderPre,
+    provider_embeddings::LlmProviderEmbeddingsPre,
+};
 use super::error::LoadError;
 use super::manifest::{Manifest, PluginKind, SUPPORTED_WIT};
 use super::runtime::Runtime;
@@ -16,6 +23,9 @@ use super::sandbox::PluginState;
 
 /// The WIT package every plugin exports from.
 const PACKAGE: &str = "quarry:plugin";
+
+/// The optional interface a provider exports when it offers embeddings.
+const EMBEDDINGS: &str = "embeddings";
 
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +49,8 @@ impl std::fmt::Display for Source {
 pub enum Linked {
     /// A `sql-dialect` component.
     Dialect(SqlDialectPre<PluginState>),
-    /// An `llm-provider` component.
-    Provider(LlmProviderPre<PluginState>),
+    /// An `llm-provider` component, with its `embeddings` export when it has one.
+    Provider(LlmProviderPre<PluginState>, Option<LlmProviderEmbeddingsPre<PluginState>>),
     /// A `result-explainer` component.
     Explainer(ResultExplainerPre<PluginState>),
 }
@@ -61,6 +71,13 @@ pub struct LoadedPlugin {
     /// A dialect's `prompt-guidance()`, asked once per loaded component: it is the same text
     /// for every question, and a fresh instance per call would otherwise pay for it each time.
     pub(crate) guidance: tokio::sync::OnceCell<String>,
+}
+
+impl LoadedPlugin {
+    /// Whether this is a provider that exports the optional `embeddings` interface.
+    pub fn exports_embeddings(&self) -> bool {
+        matches!(self.linked, Linked::Provider(_, Some(_)))
+    }
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -86,15 +103,27 @@ pub fn load(runtime: &Runtime, manifest: Manifest, bytes: &[u8], source: Source)
         .cache
         .load(runtime.engine(), bytes, &sha256)
         .map_err(|e| LoadError::Compile { plugin: plugin.clone(), detail: format!("{e:#}") })?;
-    let wit_version = exported_version(runtime, &component, &manifest)?;
+    let exports = plugin_exports(runtime, &component);
+    let wit_version = exported_version(&exports, &manifest)?;
     let link_err = |e: wasmtime::Error| LoadError::Link { plugin: plugin.clone(), kind: manifest.kind, detail: format!("{e:#}") };
     let linked = match manifest.kind {
         PluginKind::SqlDialect => Linked::Dialect(
             SqlDialectPre::new(runtime.dialect_linker.instantiate_pre(&component).map_err(link_err)?).map_err(link_err)?,
         ),
-        PluginKind::LlmProvider => Linked::Provider(
-            LlmProviderPre::new(runtime.provider_linker.instantiate_pre(&component).map_err(link_err)?).map_err(link_err)?,
-        ),
+        PluginKind::LlmProvider => {
+            let pre = runtime.provider_linker.instantiate_pre(&component).map_err(link_err)?;
+            // Absent is fine (an older or completion-only provider); present but not matching the
+            // interface is the plugin's bug, reported rather than silently ignored.
+            let embeddings = if exports.iter().any(|(iface, _)| iface == EMBEDDINGS) {
+                Some(LlmProviderEmbeddingsPre::new(pre.clone()).map_err(|e| LoadError::Incompatible {
+                    plugin: plugin.clone(),
+                    detail: format!("its {PACKAGE}/{EMBEDDINGS} export does not match this host's: {e:#}"),
+                })?)
+            } else {
+                None
+            };
+            Linked::Provider(LlmProviderPre::new(pre).map_err(link_err)?, embeddings)
+        }
         PluginKind::ResultExplainer => Linked::Explainer(
             ResultExplainerPre::new(runtime.explainer_linker.instantiate_pre(&component).map_err(link_err)?)
                 .map_err(link_err)?,
@@ -103,12 +132,10 @@ pub fn load(runtime: &Runtime, manifest: Manifest, bytes: &[u8], source: Source)
     Ok(LoadedPlugin { manifest, source, sha256, wit_version, provenance, linked, guidance: Default::default() })
 }
 
-/// Find the `quarry:plugin/<interface>@x.y.z` export, check it is the manifest's kind and a WIT
-/// version this host supports, and return that version.
-fn exported_version(runtime: &Runtime, component: &Component, manifest: &Manifest) -> Result<String, LoadError> {
-    let incompatible = |detail: String| LoadError::Incompatible { plugin: manifest.name.clone(), detail };
-    let ty = component.component_type();
-    let exports: Vec<(String, String)> = ty
+/// The `quarry:plugin/<interface>@x.y.z` instances a component exports, as (interface, version).
+fn plugin_exports(runtime: &Runtime, component: &Component) -> Vec<(String, String)> {
+    component
+        .component_type()
         .exports(runtime.engine())
         .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
         .filter_map(|(name, _)| {
@@ -116,7 +143,13 @@ fn exported_version(runtime: &Runtime, component: &Component, manifest: &Manifes
             let (iface, version) = rest.split_once('@').unwrap_or((rest, ""));
             Some((iface.to_string(), version.to_string()))
         })
-        .collect();
+        .collect()
+}
+
+/// Find the export of the manifest's kind among `exports`, check it is a WIT version this host
+/// supports, and return that version.
+fn exported_version(exports: &[(String, String)], manifest: &Manifest) -> Result<String, LoadError> {
+    let incompatible = |detail: String| LoadError::Incompatible { plugin: manifest.name.clone(), detail };
     let wanted = manifest.kind.export_interface();
     let Some((_, version)) = exports.iter().find(|(iface, _)| iface == wanted) else {
         let found: Vec<String> = exports.iter().map(|(i, v)| format!("{PACKAGE}/{i}@{v}")).collect();

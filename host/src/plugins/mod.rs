@@ -5,7 +5,8 @@
 //! - [`runtime`]: the shared engine, linkers and the per-call sandbox ([`sandbox`]);
 //! - [`artifact_cache`]: compiled components kept on disk;
 //! - [`loader`] and [`registry`]: turning files into callable plugins, and reloading them;
-//! - [`dialect`], [`provider`], [`explainer`]: typed handles for each world;
+//! - [`dialect`], [`provider`], [`explainer`]: typed handles for each world (a provider's
+//!   optional `embeddings` export included);
 //! - [`capabilities`]: what the host grants plugins (`log`, `http`, `events`, `llm`).
 
 pub mod artifact_cache;

@@ -1,4 +1,5 @@
-//! Calling an `llm-provider` plugin: model listing and completions, streamed or not.
+//! Calling an `llm-provider` plugin: model listing, completions (streamed or not) and, when the
+//! plugin exports them, embeddings.
 //!
 //! The caller decides what the call is granted (its HTTP endpoints and secrets, where streamed
 //! events go); the plugin only ever sees `provider-config` and the responses the host hands it.
@@ -6,6 +7,7 @@
 use std::sync::Arc;
 
 use super::bindings::provider::exports::quarry::plugin::provider::{ModelInfo, ProviderConfig};
+use super::bindings::provider_embeddings::exports::quarry::plugin::embeddings::{EmbeddingConfig, EmbeddingResult};
 use super::bindings::types::{Completion, CompletionRequest, PluginInfo, ProviderError};
 use super::error::CallError;
 use super::loader::{LoadedPlugin, Linked};
@@ -22,7 +24,7 @@ pub struct ProviderPlugin {
 impl ProviderPlugin {
     /// Wrap `plugin`, which must be a provider.
     pub(crate) fn new(runtime: Arc<Runtime>, plugin: Arc<LoadedPlugin>) -> Option<Self> {
-        matches!(plugin.linked, Linked::Provider(_)).then_some(Self { runtime, plugin })
+        matches!(plugin.linked, Linked::Provider(..)).then_some(Self { runtime, plugin })
     }
 
     /// The plugin's name.
@@ -37,9 +39,14 @@ impl ProviderPlugin {
 
     fn pre(&self) -> super::bindings::provider::LlmProviderPre<PluginState> {
         match &self.plugin.linked {
-            Linked::Provider(pre) => pre.clone(),
+            Linked::Provider(pre, _) => pre.clone(),
             _ => unreachable!("ProviderPlugin wraps a provider"),
         }
+    }
+
+    /// Whether the plugin exports the optional `embeddings` interface.
+    pub fn has_embeddings(&self) -> bool {
+        self.plugin.exports_embeddings()
     }
 
     /// The plugin's own description of itself.
@@ -90,6 +97,30 @@ impl ProviderPlugin {
                     } else {
                         p.call_complete(&mut *store, &cfg, &req).await
                     }
+                })
+            })
+            .await
+    }
+
+    /// Vectors for `texts`, in the same sandbox and under the same limits as a completion.
+    /// [`CallError::Unsupported`] when the plugin does not export `embeddings`.
+    pub async fn embed(
+        &self,
+        cfg: &EmbeddingConfig,
+        texts: &[String],
+        grants: Grants,
+    ) -> Result<Result<EmbeddingResult, ProviderError>, CallError> {
+        let Linked::Provider(_, Some(pre)) = &self.plugin.linked else {
+            return Err(CallError::Unsupported { plugin: self.name().to_string(), what: "embeddings".into() });
+        };
+        let pre = pre.clone();
+        let cfg = cfg.clone();
+        let texts = texts.to_vec();
+        self.runtime
+            .call(self.name(), self.plugin.manifest.limits, grants, move |store| {
+                Box::pin(async move {
+                    let b = pre.instantiate_async(&mut *store).await?;
+                    b.quarry_plugin_embeddings().call_embed(&mut *store, &cfg, &texts).await
                 })
             })
             .await

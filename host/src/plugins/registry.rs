@@ -52,6 +52,8 @@ pub struct PluginSummary {
     pub memory_bytes: u64,
     /// Per-call timeout in milliseconds.
     pub timeout_ms: u64,
+    /// A provider that also exports the optional `embeddings` interface.
+    pub embeddings: bool,
 }
 
 impl PluginSet {
@@ -68,6 +70,7 @@ impl PluginSet {
                 description: p.manifest.description.clone(),
                 memory_bytes: p.manifest.limits.memory_bytes,
                 timeout_ms: p.manifest.limits.timeout.as_millis() as u64,
+                embeddings: p.exports_embeddings(),
             })
             .collect()
     }

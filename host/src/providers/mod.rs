@@ -32,10 +32,16 @@ pub struct ProviderType {
     pub default_base_url: Option<String>,
     /// The model used when a config gives none.
     pub default_model: Option<String>,
+    /// The embedding model used when a config gives none (`None`: no embeddings by default).
+    pub default_embedding_model: Option<String>,
+    /// Whether its plugin, as loaded now, exports embeddings.
+    pub exports_embeddings: bool,
 }
 
 /// Every provider type: the presets, then each loaded provider plugin that no preset names.
 pub fn provider_types(registry: &PluginRegistry) -> Vec<ProviderType> {
+    let set = registry.current();
+    let exports_embeddings = |plugin: &str| set.provider(plugin).is_some_and(|p| p.has_embeddings());
     let mut types: Vec<ProviderType> = PRESETS
         .iter()
         .map(|p| ProviderType {
@@ -44,18 +50,22 @@ pub fn provider_types(registry: &PluginRegistry) -> Vec<ProviderType> {
             plugin: p.plugin.to_string(),
             default_base_url: p.base_url.map(str::to_string),
             default_model: p.default_model.map(str::to_string),
+            default_embedding_model: p.default_embedding_model.map(str::to_string),
+            exports_embeddings: exports_embeddings(p.plugin),
         })
         .collect();
-    let mut plugins = registry.current().names(PluginKind::LlmProvider);
+    let mut plugins = set.names(PluginKind::LlmProvider);
     plugins.sort();
     for name in plugins {
         if !types.iter().any(|t| t.name == name) {
             types.push(ProviderType {
                 display_name: format!("{name} (provider plugin)"),
                 plugin: name.clone(),
+                exports_embeddings: exports_embeddings(&name),
                 name,
                 default_base_url: None,
                 default_model: None,
+                default_embedding_model: None,
             });
         }
     }
@@ -77,6 +87,8 @@ pub struct Unsaved {
     pub base_url: Option<String>,
     /// The model; `None`: the type's default.
     pub model: Option<String>,
+    /// The embedding model; `None`: the type's default (`off`: none).
+    pub embedding_model: Option<String>,
     /// The API key; `None` (or blank): the type's environment variable, when the config uses
     /// the type's own base URL.
     pub api_key: Option<Secret>,
@@ -102,6 +114,7 @@ impl Unsaved {
             provider: Some(self.provider_type),
             base_url,
             model: self.model.filter(|m| !m.trim().is_empty()),
+            embedding_model: self.embedding_model.filter(|m| !m.trim().is_empty()),
             api_key,
             temperature: self.temperature,
             max_tokens: self.max_tokens,
@@ -119,6 +132,7 @@ impl Unsaved {
             provider_type: record.provider_type.clone(),
             base_url: record.base_url.clone(),
             model: record.model.clone(),
+            embedding_model: record.embedding_model.clone(),
             api_key,
             temperature: record.temperature.map(|t| t as f32),
             max_tokens: record.max_tokens.and_then(|n| u32::try_from(n).ok()),
@@ -198,7 +212,10 @@ pub struct TestOutcome {
 }
 
 /// Check a configuration live: a tiny completion when it has a model (its own or the type's
-/// default), else a model listing. Never fails: a failure is `success: false` with the reason.
+/// default), else a model listing; then, when the provider offers embeddings, one embedding,
+/// reported in the message (a failed embedding does not fail the check: without embeddings
+/// Quarry compares questions by their words). Never fails: a failure is `success: false` with
+/// the reason.
 pub async fn test(registry: &Arc<PluginRegistry>, spec: ProviderSpec) -> TestOutcome {
     let fail = |message: String| TestOutcome { success: false, message };
     let (client, secrets) = match client(registry, spec) {
@@ -218,7 +235,19 @@ pub async fn test(registry: &Arc<PluginRegistry>, spec: ProviderSpec) -> TestOut
     };
     let ms = started.elapsed().as_millis();
     match outcome {
-        Ok(message) => TestOutcome { success: true, message: scrub(&format!("{message} in {ms} ms"), &secrets) },
+        Ok(message) => {
+            let mut message = format!("{message} in {ms} ms");
+            if client.offers_embeddings() {
+                message.push_str(&match client.embed(&["Quarry health check".to_string()]).await {
+                    Ok(Some(e)) => {
+                        format!("; embeddings from {} ({} dimensions)", e.model, e.vectors.first().map_or(0, Vec::len))
+                    }
+                    Ok(None) => String::new(),
+                    Err(e) => format!("; embeddings failed: {}", call_error(e, &secrets)),
+                });
+            }
+            TestOutcome { success: true, message: scrub(&message, &secrets) }
+        }
         Err(e) => fail(call_error(e, &secrets).to_string()),
     }
 }

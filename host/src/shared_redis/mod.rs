@@ -1,14 +1,18 @@
-//! Redis shared by Quarry's replicas (state that must be the same on every server, such as the
-//! sign-in rate limits), and graceful when Redis is down.
+//! Redis shared by Quarry's replicas (state that must be the same on every server: the sign-in
+//! rate limits, the schema and answer caches, progress fan-out), and graceful when Redis is down.
+//!
+//! A server makes one [`Redis`] handle at start (`Redis::from_env`) and every part shares it.
 //!
 //! [`Redis`] wraps a [`ConnectionManager`] made on first use. Every command has a short timeout so
 //! a dead Redis never stalls a request. When a command fails, the handle logs one warning, marks
 //! itself down and answers `None` at once (callers then use in-process state); while down it tries
 //! again at most every [`RETRY_EVERY`], and logs once when Redis is back.
 //!
-//! - [`config`]: where Redis is (`QUARRY_REDIS_URL` or the `REDIS_*` variables).
+//! - [`config`]: where Redis is (`QUARRY_REDIS_URL` or the `REDIS_*` variables);
+//! - [`subscriber`]: one channel followed over its own pub/sub connection, reconnecting.
 
 pub mod config;
+pub mod subscriber;
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -18,6 +22,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, RedisResult};
 
 pub use self::config::{RedisConfig, RedisConfigError};
+pub use self::subscriber::Event;
+
+/// What every key and channel Quarry uses in Redis starts with.
+pub const KEY_PREFIX: &str = "quarry:";
 
 /// Longest wait for one command (connecting included) before Redis counts as down.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
@@ -70,6 +78,11 @@ impl Redis {
     pub fn with_retry_every(mut self, every: Duration) -> Self {
         self.retry_every = every;
         self
+    }
+
+    /// While down, how often a command may try Redis again.
+    pub fn retry_every(&self) -> Duration {
+        self.retry_every
     }
 
     /// Where Redis is (shows without the password).

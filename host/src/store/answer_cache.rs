@@ -1,6 +1,7 @@
 //! Metadata store: the answer cache's rows (table `answer_cache`) and per-connection miss
-//! counters (`answer_cache_stats`), migration 0005. The matching logic lives in
-//! [`crate::answer_cache`]; here every change is one atomic statement or one transaction.
+//! counters (`answer_cache_stats`), migration 0005; each row's question vector, when one was
+//! computed, migration 0008. The matching logic lives in [`crate::answer_cache`]; here every
+//! change is one atomic statement or one transaction.
 //!
 //! Freshness is passed in as cut-offs (`used_since`: the sliding TTL on
 //! `COALESCE(last_hit_at, created_at)`; `created_since`: the age limit for relative-time
@@ -11,6 +12,7 @@ use uuid::Uuid;
 
 use super::codec::StoreRow;
 use super::{Store, StoreError, with_pool};
+use crate::embedding::{self, Embedding};
 
 /// One cached question → SQL.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +54,17 @@ pub struct NewCacheEntry<'a> {
     pub sql: &'a str,
     /// The dialect plugin name.
     pub dialect: &'a str,
+    /// The question's vector, when the provider computed one.
+    pub embedding: Option<&'a Embedding>,
+}
+
+/// An entry the similar-question step (or an eviction) compares, with its question's vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheCandidate {
+    /// The entry.
+    pub entry: CacheEntryRecord,
+    /// Its question's vector; `None` when it was stored without one.
+    pub embedding: Option<Embedding>,
 }
 
 /// Totals over every connection, for the stats route.
@@ -97,7 +110,7 @@ const DROP_STALE_EXACT: &str = "DELETE FROM answer_cache \
 const CANDIDATES: &str = concat!(
     "SELECT ",
     entry_columns!(),
-    " FROM answer_cache WHERE connection_id = $1 AND schema_fingerprint = $2 \
+    ", question_embedding, embedding_model FROM answer_cache WHERE connection_id = $1 AND schema_fingerprint = $2 \
      AND COALESCE(last_hit_at, created_at) >= $3 \
      ORDER BY COALESCE(last_hit_at, created_at) DESC, id LIMIT $4"
 );
@@ -105,7 +118,7 @@ const CANDIDATES: &str = concat!(
 const ALL_OF_CONNECTION: &str = concat!(
     "SELECT ",
     entry_columns!(),
-    " FROM answer_cache WHERE connection_id = $1 ORDER BY created_at, id LIMIT $2"
+    ", question_embedding, embedding_model FROM answer_cache WHERE connection_id = $1 ORDER BY created_at, id LIMIT $2"
 );
 
 const RECORD_MISS: &str = "INSERT INTO answer_cache_stats (connection_id, miss_count) VALUES ($1, 1) \
@@ -119,15 +132,16 @@ const LOCK_CONNECTION: &str = "INSERT INTO answer_cache_stats (connection_id, mi
 const UNDO_HIT: &str = "UPDATE answer_cache SET hit_count = hit_count - 1 WHERE id = $1 AND hit_count > 0";
 
 const INSERT_KEEP: &str = "INSERT INTO answer_cache (id, connection_id, question_normalized, question_raw, \
-     schema_fingerprint, sql, dialect, hit_count, created_at, last_hit_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, NULL) \
+     schema_fingerprint, sql, dialect, hit_count, created_at, last_hit_at, question_embedding, embedding_model) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, NULL, $9, $10) \
      ON CONFLICT (connection_id, question_normalized, schema_fingerprint) DO NOTHING";
 
 const INSERT_OVERWRITE: &str = "INSERT INTO answer_cache (id, connection_id, question_normalized, question_raw, \
-     schema_fingerprint, sql, dialect, hit_count, created_at, last_hit_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, NULL) \
+     schema_fingerprint, sql, dialect, hit_count, created_at, last_hit_at, question_embedding, embedding_model) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, NULL, $9, $10) \
      ON CONFLICT (connection_id, question_normalized, schema_fingerprint) DO UPDATE SET \
      question_raw = excluded.question_raw, sql = excluded.sql, dialect = excluded.dialect, \
+     question_embedding = excluded.question_embedding, embedding_model = excluded.embedding_model, \
      created_at = excluded.created_at, last_hit_at = NULL";
 
 /// Least recently used beyond the capacity: everything but the `$2` most recently used rows.
@@ -227,14 +241,14 @@ impl Store {
     }
 
     /// The connection's entries for `schema_fingerprint` used at or after `used_since`, most
-    /// recently used first, at most `limit`.
+    /// recently used first, at most `limit`, with their vectors.
     pub async fn cache_candidates(
         &self,
         connection_id: &str,
         schema_fingerprint: &str,
         used_since: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Vec<CacheEntryRecord>, StoreError> {
+    ) -> Result<Vec<CacheCandidate>, StoreError> {
         Ok(with_pool!(self, |pool, codec| {
             let rows = sqlx::query(CANDIDATES)
                 .bind(connection_id)
@@ -243,20 +257,17 @@ impl Store {
                 .bind(sql_count(limit))
                 .fetch_all(pool)
                 .await?;
-            rows.iter().map(entry_from_row).collect::<Result<Vec<_>, _>>()?
+            rows.iter().map(candidate_from_row).collect::<Result<Vec<_>, _>>()?
         }))
     }
 
-    /// Every entry of the connection (any fingerprint, fresh or not), oldest first, at most `limit`.
-    pub async fn cache_entries_of(
-        &self,
-        connection_id: &str,
-        limit: usize,
-    ) -> Result<Vec<CacheEntryRecord>, StoreError> {
+    /// Every entry of the connection (any fingerprint, fresh or not), oldest first, at most
+    /// `limit`, with their vectors.
+    pub async fn cache_entries_of(&self, connection_id: &str, limit: usize) -> Result<Vec<CacheCandidate>, StoreError> {
         Ok(with_pool!(self, |pool, _codec| {
             let rows =
                 sqlx::query(ALL_OF_CONNECTION).bind(connection_id).bind(sql_count(limit)).fetch_all(pool).await?;
-            rows.iter().map(entry_from_row).collect::<Result<Vec<_>, _>>()?
+            rows.iter().map(candidate_from_row).collect::<Result<Vec<_>, _>>()?
         }))
     }
 
@@ -282,7 +293,7 @@ impl Store {
 
     /// Store an entry and evict the connection's least recently used entries beyond `capacity`,
     /// in one transaction. An entry with the same key is kept unless `overwrite` (then its SQL,
-    /// dialect, question and `created_at` are replaced and `last_hit_at` cleared). Returns
+    /// dialect, question, vector and `created_at` are replaced and `last_hit_at` cleared). Returns
     /// whether `entry` was written, and how many entries were evicted.
     pub async fn cache_insert(
         &self,
@@ -297,11 +308,13 @@ impl Store {
             ("schema_fingerprint", entry.schema_fingerprint),
             ("sql", entry.sql),
             ("dialect", entry.dialect),
+            ("embedding_model", entry.embedding.map_or("", |e| e.model.as_str())),
         ] {
             check_text(field, value)?;
         }
         let id = Uuid::new_v4().to_string();
         let insert = if overwrite { INSERT_OVERWRITE } else { INSERT_KEEP };
+        let (vector, model) = stored_embedding(entry.embedding);
         Ok(with_pool!(self, |pool, codec| {
             let mut tx = pool.begin_with(codec::BEGIN_WRITE).await?;
             sqlx::query(LOCK_CONNECTION).bind(entry.connection_id).execute(&mut *tx).await?;
@@ -314,6 +327,8 @@ impl Store {
                 .bind(entry.sql)
                 .bind(entry.dialect)
                 .bind(codec::time(now))
+                .bind(&vector)
+                .bind(model)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -455,6 +470,19 @@ fn entry_from_row(row: &impl StoreRow) -> Result<CacheEntryRecord, sqlx::Error> 
     })
 }
 
+fn candidate_from_row(row: &impl StoreRow) -> Result<CacheCandidate, sqlx::Error> {
+    let embedding = Embedding::from_stored(row.opt_text("embedding_model")?, row.opt_bytes("question_embedding")?);
+    Ok(CacheCandidate { entry: entry_from_row(row)?, embedding })
+}
+
+/// A vector's two columns: the bytes and the model name (both `NULL` without a vector).
+pub(super) fn stored_embedding(embedding: Option<&Embedding>) -> (Option<Vec<u8>>, Option<&str>) {
+    match embedding {
+        Some(e) => (Some(embedding::to_bytes(&e.vector)), Some(e.model.as_str())),
+        None => (None, None),
+    }
+}
+
 /// A count as the `BIGINT` both backends take (saturating).
 pub(super) fn sql_count(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -466,6 +494,75 @@ pub(super) fn check_text(field: &str, value: &str) -> Result<(), StoreError> {
         return Err(StoreError::InvalidInput(format!("{field} contains a NUL character")));
     }
     Ok(())
+}
+
+/// The connection's generation (0 without a row).
+const GENERATION: &str = "SELECT generation FROM answer_cache_generations WHERE connection_id = $1";
+/// One more generation; the new number.
+const BUMP_GENERATION: &str = "INSERT INTO answer_cache_generations (connection_id, generation) VALUES ($1, 1) \
+     ON CONFLICT (connection_id) DO UPDATE SET generation = answer_cache_generations.generation + 1 \
+     RETURNING generation";
+const ENTRY_CONNECTION: &str = "SELECT connection_id FROM answer_cache WHERE id = $1";
+const ENTRY_BY_KEY: &str = concat!(
+    "SELECT ",
+    entry_columns!(),
+    " FROM answer_cache WHERE connection_id = $1 AND question_normalized = $2 AND schema_fingerprint = $3"
+);
+/// Hits served from another tier, counted later: never moves `last_hit_at` back.
+const COUNT_HITS: &str = "UPDATE answer_cache SET hit_count = hit_count + $2, \
+     last_hit_at = CASE WHEN last_hit_at IS NULL OR last_hit_at < $3 THEN $3 ELSE last_hit_at END WHERE id = $1";
+
+/// Generations (table `answer_cache_generations`, migration 0009), for copies of entries kept
+/// outside the store (the Redis tier of [`crate::answer_cache`]): a copy made under an older
+/// generation than the connection's current one is never served.
+impl Store {
+    /// The connection's current cache generation (0 when it never had one).
+    pub async fn cache_generation(&self, connection_id: &str) -> Result<i64, StoreError> {
+        Ok(with_pool!(self, |pool, _codec| {
+            sqlx::query_scalar::<_, i64>(GENERATION).bind(connection_id).fetch_optional(pool).await?.unwrap_or(0)
+        }))
+    }
+
+    /// Start a new generation for the connection (after deleting some of its entries): every
+    /// copy made under an earlier one is stale. The new generation.
+    pub async fn cache_bump_generation(&self, connection_id: &str) -> Result<i64, StoreError> {
+        Ok(with_pool!(self, |pool, _codec| {
+            sqlx::query_scalar::<_, i64>(BUMP_GENERATION).bind(connection_id).fetch_one(pool).await?
+        }))
+    }
+
+    /// The connection of entry `id`, if it exists.
+    pub async fn cache_entry_connection(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(with_pool!(self, |pool, _codec| {
+            sqlx::query_scalar::<_, String>(ENTRY_CONNECTION).bind(id).fetch_optional(pool).await?
+        }))
+    }
+
+    /// The entry with this exact key, fresh or not, without counting a hit.
+    pub async fn cache_entry_by_key(
+        &self,
+        connection_id: &str,
+        question_normalized: &str,
+        schema_fingerprint: &str,
+    ) -> Result<Option<CacheEntryRecord>, StoreError> {
+        Ok(with_pool!(self, |pool, _codec| {
+            let row = sqlx::query(ENTRY_BY_KEY)
+                .bind(connection_id)
+                .bind(question_normalized)
+                .bind(schema_fingerprint)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(entry_from_row).transpose()?
+        }))
+    }
+
+    /// Count `hits` more hits of entry `id`, the last at `last_at`; whether the entry exists.
+    pub async fn cache_count_hits(&self, id: &str, hits: i64, last_at: DateTime<Utc>) -> Result<bool, StoreError> {
+        Ok(with_pool!(self, |pool, codec| {
+            sqlx::query(COUNT_HITS).bind(id).bind(hits).bind(codec::time(last_at)).execute(pool).await?.rows_affected()
+                > 0
+        }))
+    }
 }
 
 #[cfg(test)]

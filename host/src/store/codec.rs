@@ -78,6 +78,8 @@ pub(super) trait StoreRow {
     fn opt_time(&self, col: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error>;
     /// A boolean column (`INTEGER` 0/1 in SQLite, `BOOLEAN` in PostgreSQL).
     fn boolean(&self, col: &str) -> Result<bool, sqlx::Error>;
+    /// A nullable binary column (`BLOB` in SQLite, `BYTEA` in PostgreSQL).
+    fn opt_bytes(&self, col: &str) -> Result<Option<Vec<u8>>, sqlx::Error>;
 }
 
 fn decode_error(col: &str, source: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
@@ -117,6 +119,9 @@ impl StoreRow for SqliteRow {
     fn boolean(&self, col: &str) -> Result<bool, sqlx::Error> {
         self.try_get(col)
     }
+    fn opt_bytes(&self, col: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        self.try_get(col)
+    }
 }
 
 impl StoreRow for PgRow {
@@ -145,6 +150,9 @@ impl StoreRow for PgRow {
         self.try_get(col)
     }
     fn boolean(&self, col: &str) -> Result<bool, sqlx::Error> {
+        self.try_get(col)
+    }
+    fn opt_bytes(&self, col: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
         self.try_get(col)
     }
 }

@@ -1,5 +1,6 @@
 //! Metadata store: verified examples, question → SQL pairs per connection (table `examples`,
-//! migration 0005). Choosing which examples go into a prompt is [`crate::examples`]' job.
+//! migration 0005), each with its question's vector when one was computed (migration 0008).
+//! Choosing which examples go into a prompt is [`crate::examples`]' job.
 //!
 //! An example is unique per (connection, normalised question, SQL): the SQL is compared through
 //! its SHA-256 (`sql_hash`), so a long statement never overflows an index entry.
@@ -8,9 +9,10 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::answer_cache::{check_text, sql_count};
+use super::answer_cache::{check_text, sql_count, stored_embedding};
 use super::codec::{self, StoreRow};
 use super::{Store, StoreError, with_pool};
+use crate::embedding::Embedding;
 
 /// A stored example.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +48,8 @@ pub struct NewExample<'a> {
     pub sql: &'a str,
     /// The dialect plugin name.
     pub dialect: &'a str,
+    /// The question's vector, when the provider computed one.
+    pub embedding: Option<&'a Embedding>,
 }
 
 /// What [`Store::update_example`] changes: `None` keeps the stored value.
@@ -53,8 +57,20 @@ pub struct NewExample<'a> {
 pub struct ExampleChange<'a> {
     /// A new question and its normalised form.
     pub question: Option<(&'a str, &'a str)>,
+    /// The new question's vector. With a new question it always replaces the stored one (`None`
+    /// clears it: the old vector describes the old question); without one it is ignored.
+    pub embedding: Option<&'a Embedding>,
     /// New SQL.
     pub sql: Option<&'a str>,
+}
+
+/// An example [`crate::examples`] ranks, with its question's vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExampleCandidate {
+    /// The example.
+    pub example: ExampleRecord,
+    /// Its question's vector; `None` when it was stored without one.
+    pub embedding: Option<Embedding>,
 }
 
 /// How [`Store::update_example`] went.
@@ -76,7 +92,7 @@ macro_rules! example_columns {
 
 const INSERT: &str = concat!(
     "INSERT INTO examples (id, connection_id, question, question_normalized, sql, sql_hash, dialect, created_at, \
-     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+     updated_at, question_embedding, embedding_model) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10) \
      ON CONFLICT (connection_id, question_normalized, sql_hash) DO NOTHING RETURNING ",
     example_columns!()
 );
@@ -100,12 +116,16 @@ const PAGE_OF_CONNECTION: &str = concat!(
 const FOR_DIALECT: &str = concat!(
     "SELECT ",
     example_columns!(),
-    " FROM examples WHERE connection_id = $1 AND dialect = $2 ORDER BY updated_at DESC, id LIMIT $3"
+    ", question_embedding, embedding_model FROM examples WHERE connection_id = $1 AND dialect = $2 ORDER BY updated_at DESC, id LIMIT $3"
 );
 
+/// A new question (`$2`) always brings its vector (`$7`, `$8`), even a missing one.
 const UPDATE: &str = concat!(
     "UPDATE examples SET question = COALESCE($2, question), question_normalized = COALESCE($3, question_normalized), \
-     sql = COALESCE($4, sql), sql_hash = COALESCE($5, sql_hash), updated_at = $6 WHERE id = $1 RETURNING ",
+     sql = COALESCE($4, sql), sql_hash = COALESCE($5, sql_hash), updated_at = $6, \
+     question_embedding = CASE WHEN $2 IS NULL THEN question_embedding ELSE $7 END, \
+     embedding_model = CASE WHEN $2 IS NULL THEN embedding_model ELSE $8 END \
+     WHERE id = $1 RETURNING ",
     example_columns!()
 );
 
@@ -123,11 +143,13 @@ impl Store {
             ("question", new.question),
             ("query", new.sql),
             ("dialect", new.dialect),
+            ("embedding_model", new.embedding.map_or("", |e| e.model.as_str())),
         ] {
             check_text(field, value)?;
         }
         let id = Uuid::new_v4().to_string();
         let now = codec::now();
+        let (vector, model) = stored_embedding(new.embedding);
         Ok(with_pool!(self, |pool, codec| {
             let row = sqlx::query(INSERT)
                 .bind(&id)
@@ -138,6 +160,8 @@ impl Store {
                 .bind(sql_hash(new.sql))
                 .bind(new.dialect)
                 .bind(codec::time(now))
+                .bind(&vector)
+                .bind(model)
                 .fetch_optional(pool)
                 .await?;
             row.as_ref().map(example_from_row).transpose()?
@@ -189,13 +213,14 @@ impl Store {
         }))
     }
 
-    /// The connection's examples for `dialect`, most recently changed first, at most `limit`.
+    /// The connection's examples for `dialect`, most recently changed first, at most `limit`,
+    /// with their vectors.
     pub async fn examples_for(
         &self,
         connection_id: &str,
         dialect: &str,
         limit: usize,
-    ) -> Result<Vec<ExampleRecord>, StoreError> {
+    ) -> Result<Vec<ExampleCandidate>, StoreError> {
         Ok(with_pool!(self, |pool, _codec| {
             let rows = sqlx::query(FOR_DIALECT)
                 .bind(connection_id)
@@ -203,7 +228,7 @@ impl Store {
                 .bind(sql_count(limit))
                 .fetch_all(pool)
                 .await?;
-            rows.iter().map(example_from_row).collect::<Result<Vec<_>, _>>()?
+            rows.iter().map(candidate_from_row).collect::<Result<Vec<_>, _>>()?
         }))
     }
 
@@ -216,6 +241,11 @@ impl Store {
         if let Some(sql) = change.sql {
             check_text("query", sql)?;
         }
+        if let Some(e) = change.embedding {
+            check_text("embedding_model", &e.model)?;
+        }
+        // The vector belongs to the question: it changes with it, and only with it.
+        let (vector, model) = stored_embedding(change.embedding.filter(|_| change.question.is_some()));
         let now = codec::now();
         let result = with_pool!(self, |pool, codec| {
             sqlx::query(UPDATE)
@@ -225,6 +255,8 @@ impl Store {
                 .bind(change.sql)
                 .bind(change.sql.map(sql_hash))
                 .bind(codec::time(now))
+                .bind(&vector)
+                .bind(model)
                 .fetch_optional(pool)
                 .await
                 .map(|row| row.as_ref().map(example_from_row).transpose())
@@ -272,6 +304,11 @@ impl Store {
 /// The dedupe key of a statement: SHA-256, hex.
 fn sql_hash(sql: &str) -> String {
     hex::encode(Sha256::digest(sql.as_bytes()))
+}
+
+fn candidate_from_row(row: &impl StoreRow) -> Result<ExampleCandidate, sqlx::Error> {
+    let embedding = Embedding::from_stored(row.opt_text("embedding_model")?, row.opt_bytes("question_embedding")?);
+    Ok(ExampleCandidate { example: example_from_row(row)?, embedding })
 }
 
 fn example_from_row(row: &impl StoreRow) -> Result<ExampleRecord, sqlx::Error> {

@@ -24,6 +24,8 @@ pub struct ProviderRecord {
     pub base_url: Option<String>,
     /// The model; `None`: the preset's default.
     pub model: Option<String>,
+    /// The embedding model; `None`: the preset's default (`off`: none).
+    pub embedding_model: Option<String>,
     /// Default sampling temperature (0–2).
     pub temperature: Option<f64>,
     /// Default bound on generated tokens (≥ 1).
@@ -49,6 +51,7 @@ impl std::fmt::Debug for ProviderRecord {
             .field("display_name", &self.display_name)
             .field("base_url", &self.base_url)
             .field("model", &self.model)
+            .field("embedding_model", &self.embedding_model)
             .field("has_api_key", &self.api_key_sealed.is_some())
             .field("is_active", &self.is_active)
             .finish_non_exhaustive()
@@ -66,6 +69,8 @@ pub struct NewProvider {
     pub base_url: Option<String>,
     /// See [`ProviderRecord::model`].
     pub model: Option<String>,
+    /// See [`ProviderRecord::embedding_model`].
+    pub embedding_model: Option<String>,
     /// See [`ProviderRecord::temperature`].
     pub temperature: Option<f64>,
     /// See [`ProviderRecord::max_tokens`].
@@ -85,6 +90,8 @@ pub struct ProviderChange {
     pub base_url: Option<Option<String>>,
     /// New model.
     pub model: Option<Option<String>>,
+    /// New embedding model.
+    pub embedding_model: Option<Option<String>>,
     /// New temperature.
     pub temperature: Option<Option<f64>>,
     /// New token bound.
@@ -98,7 +105,7 @@ pub struct ProviderChange {
 macro_rules! provider_columns {
     () => {
         "id, provider_type, display_name, base_url, model, temperature, max_tokens, api_key_sealed, is_active, \
-         models_cache, created_at, updated_at"
+         models_cache, created_at, updated_at, embedding_model"
     };
 }
 
@@ -114,6 +121,7 @@ macro_rules! provider_from_row {
             display_name: row.text("display_name")?,
             base_url: row.opt_text("base_url")?,
             model: row.opt_text("model")?,
+            embedding_model: row.opt_text("embedding_model")?,
             temperature: row.try_get("temperature")?,
             max_tokens: row.opt_int("max_tokens")?,
             api_key_sealed: row.try_get("api_key_sealed")?,
@@ -128,7 +136,7 @@ macro_rules! provider_from_row {
 const INSERT: &str = concat!(
     "INSERT INTO provider_configs (",
     provider_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 );
 const SELECT_ONE: &str = concat!("SELECT ", provider_columns!(), " FROM provider_configs WHERE id = $1");
 const SELECT_ALL: &str = concat!("SELECT ", provider_columns!(), " FROM provider_configs ORDER BY created_at, id");
@@ -140,7 +148,7 @@ const SELECT_PREFERRED: &str = concat!(
      ORDER BY is_active DESC, created_at DESC, id DESC LIMIT 1"
 );
 const UPDATE: &str = "UPDATE provider_configs SET display_name = $2, base_url = $3, model = $4, temperature = $5, \
-     max_tokens = $6, api_key_sealed = $7, is_active = $8, updated_at = $9 WHERE id = $1";
+     max_tokens = $6, api_key_sealed = $7, is_active = $8, updated_at = $9, embedding_model = $10 WHERE id = $1";
 const SET_MODELS: &str = "UPDATE provider_configs SET models_cache = $2, updated_at = $3 WHERE id = $1";
 const DELETE: &str = "DELETE FROM provider_configs WHERE id = $1";
 
@@ -149,7 +157,13 @@ impl Store {
     ///
     /// [`StoreError::InvalidInput`] for a NUL character in any text (nothing written).
     pub async fn insert_provider(&self, new: NewProvider) -> Result<ProviderRecord, StoreError> {
-        check_texts(&[Some(&new.provider_type), Some(&new.display_name), new.base_url.as_ref(), new.model.as_ref()])?;
+        check_texts(&[
+            Some(&new.provider_type),
+            Some(&new.display_name),
+            new.base_url.as_ref(),
+            new.model.as_ref(),
+            new.embedding_model.as_ref(),
+        ])?;
         let now = codec::now();
         let record = ProviderRecord {
             id: Uuid::new_v4().to_string(),
@@ -157,6 +171,7 @@ impl Store {
             display_name: new.display_name,
             base_url: new.base_url,
             model: new.model,
+            embedding_model: new.embedding_model,
             temperature: new.temperature,
             max_tokens: new.max_tokens,
             api_key_sealed: new.api_key_sealed,
@@ -180,6 +195,7 @@ impl Store {
                 .bind(codec::json(&models))
                 .bind(codec::time(now))
                 .bind(codec::time(now))
+                .bind(&record.embedding_model)
                 .execute(pool)
                 .await?
                 .rows_affected()
@@ -226,6 +242,7 @@ impl Store {
             change.display_name.as_ref(),
             change.base_url.as_ref().and_then(Option::as_ref),
             change.model.as_ref().and_then(Option::as_ref),
+            change.embedding_model.as_ref().and_then(Option::as_ref),
         ])?;
         let now = codec::now();
         with_pool!(self, |pool, codec| {
@@ -241,7 +258,7 @@ impl Store {
             macro_rules! set {
                 ($($f:ident),*) => { $( if let Some(v) = change.$f { record.$f = v; } )* };
             }
-            set!(base_url, model, temperature, max_tokens, api_key_sealed);
+            set!(base_url, model, embedding_model, temperature, max_tokens, api_key_sealed);
             if let Some(v) = change.is_active {
                 record.is_active = v;
             }
@@ -256,6 +273,7 @@ impl Store {
                 .bind(&record.api_key_sealed)
                 .bind(record.is_active)
                 .bind(codec::time(now))
+                .bind(&record.embedding_model)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;

@@ -4,18 +4,21 @@
 //!   the sampling settings under `options` (`temperature`, `num_predict`, `stop`, `num_ctx`);
 //!   streamed as newline-delimited JSON objects, the last one with `done: true`, `done_reason`,
 //!   `prompt_eval_count` and `eval_count`;
-//! - `GET {base}/api/tags` lists the models pulled on the server.
+//! - `GET {base}/api/tags` lists the models pulled on the server;
+//! - `POST {base}/api/embed` with `model` and `input` (the texts) computes embeddings, answered by
+//!   `embeddings` in the order of the texts and `prompt_eval_count` (`embeddings`).
 //!
-//! Options: `num_ctx` (context window), `keep_alive` (how long Ollama keeps the model loaded),
-//! `think` (`true`/`false`, for reasoning models).
+//! Options: `num_ctx` (context window), `keep_alive` (how long Ollama keeps the model loaded, for
+//! chat and embeddings alike), `think` (`true`/`false`, for reasoning models).
 
 use quarry_provider_kit::config::{self, option, option_parse};
+use quarry_provider_kit::embeddings;
 use quarry_provider_kit::http::{self, Headers};
 use quarry_provider_kit::ndjson::LineSplitter;
 use quarry_provider_kit::stream::Collector;
 use quarry_provider_kit::{
-    Completion, CompletionRequest, FinishReason, Guest, ModelInfo, PluginInfo, ProviderConfig, ProviderError, errors,
-    role_name,
+    Completion, CompletionRequest, EmbeddingConfig, EmbeddingResult, EmbeddingsGuest, FinishReason, Guest, ModelInfo,
+    PluginInfo, ProviderConfig, ProviderError, errors, role_name,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -65,7 +68,20 @@ impl Guest for Ollama {
     }
 }
 
+impl EmbeddingsGuest for Ollama {
+    fn embed(cfg: EmbeddingConfig, texts: Vec<String>) -> Result<EmbeddingResult, ProviderError> {
+        let mut body = json!({"model": embeddings::model(&cfg)?, "input": texts});
+        let settings = ProviderConfig::from(&cfg);
+        if let Some(k) = option(&settings, "keep_alive") {
+            body["keep_alive"] = json!(k);
+        }
+        let answer = http::post_json("/api/embed", Headers::json().bearer(&settings), &body)?;
+        parse_embeddings(&answer.body)
+    }
+}
+
 quarry_provider_kit::export_provider!(Ollama);
+quarry_provider_kit::export_embeddings!(Ollama);
 
 fn parse(line: &str) -> Result<Value, ProviderError> {
     serde_json::from_str(line).map_err(|e| errors::malformed("a streamed line is not JSON", e))
@@ -134,6 +150,28 @@ struct ChunkMessage {
     thinking: Option<String>,
 }
 
+#[derive(Deserialize)]
+struct EmbedAnswer {
+    model: Option<String>,
+    embeddings: Option<Vec<Vec<f32>>>,
+    prompt_eval_count: Option<u32>,
+    error: Option<Value>,
+}
+
+/// Read an `/api/embed` answer (the vectors are already in the order of the texts; the host
+/// checks there is one per text).
+pub fn parse_embeddings(body: &[u8]) -> Result<EmbeddingResult, ProviderError> {
+    let answer: EmbedAnswer =
+        serde_json::from_slice(body).map_err(|e| errors::malformed("unexpected embeddings answer", e))?;
+    match (answer.embeddings, answer.error) {
+        (_, Some(error)) if !error.is_null() => Err(errors::from_stream_error(&json!({"error": error}))),
+        (Some(vectors), _) => {
+            Ok(EmbeddingResult { vectors, model: answer.model, input_tokens: answer.prompt_eval_count })
+        }
+        (None, _) => Err(ProviderError::MalformedResponse("the embeddings answer has no `embeddings`".into())),
+    }
+}
+
 /// Handle one response object (the whole answer, or one streamed line); `true` when done.
 fn on_line(value: Value, out: &mut Collector) -> Result<bool, ProviderError> {
     if value.get("error").is_some_and(|e| !e.is_null()) {
@@ -184,5 +222,16 @@ mod tests {
         assert_eq!(body["stream"], false);
         assert_eq!(body["format"], "json");
         assert_eq!(body["options"], json!({"temperature": 0.5, "num_predict": 9, "num_ctx": 8192}));
+    }
+
+    #[test]
+    fn reads_embeddings_and_errors() {
+        let r = parse_embeddings(br#"{"model":"all-minilm","embeddings":[[0.5,1.5],[2.5,3.5]],"prompt_eval_count":8}"#)
+            .expect("ok");
+        assert_eq!(r.vectors, vec![vec![0.5, 1.5], vec![2.5, 3.5]]);
+        assert_eq!((r.model.as_deref(), r.input_tokens), (Some("all-minilm"), Some(8)));
+        let err = parse_embeddings(br#"{"error":"model \"nope\" not found, try pulling it first"}"#);
+        assert!(matches!(err, Err(ProviderError::ModelNotFound(_))), "{err:?}");
+        assert!(matches!(parse_embeddings(b"{}"), Err(ProviderError::MalformedResponse(_))));
     }
 }

@@ -6,6 +6,8 @@
 //!   `response_format: {"type":"json_object"}` in JSON mode; streamed as SSE `data:` chunks ending
 //!   with `data: [DONE]`, with `stream_options.include_usage` so the last chunk carries usage;
 //! - `GET {base}/models` lists models;
+//! - `POST {base}/embeddings` with `model`, `input` (the texts) and `encoding_format: "float"`
+//!   computes embeddings, answered by `data: [{index, embedding}]` in any order (`embeddings`);
 //! - `authorization: Bearer {secret:api_key}` when a key is configured (local servers need none).
 //!
 //! Options (`LLM_OPTIONS`): `stream_usage=false` for servers that reject `stream_options`;
@@ -13,12 +15,13 @@
 //! `project` for the OpenAI headers of those names.
 
 use quarry_provider_kit::config::{self, option, option_bool};
+use quarry_provider_kit::embeddings::{self, in_order};
 use quarry_provider_kit::http::{self, Headers};
 use quarry_provider_kit::sse::SseParser;
 use quarry_provider_kit::stream::Collector;
 use quarry_provider_kit::{
-    Completion, CompletionRequest, FinishReason, Guest, ModelInfo, PluginInfo, ProviderConfig, ProviderError, errors,
-    role_name,
+    Completion, CompletionRequest, EmbeddingConfig, EmbeddingResult, EmbeddingsGuest, FinishReason, Guest, ModelInfo,
+    PluginInfo, ProviderConfig, ProviderError, errors, role_name,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -77,7 +80,16 @@ impl Guest for OpenAi {
     }
 }
 
+impl EmbeddingsGuest for OpenAi {
+    fn embed(cfg: EmbeddingConfig, texts: Vec<String>) -> Result<EmbeddingResult, ProviderError> {
+        let body = json!({"model": embeddings::model(&cfg)?, "input": texts, "encoding_format": "float"});
+        let answer = http::post_json("/embeddings", headers(&ProviderConfig::from(&cfg)), &body)?;
+        parse_embeddings(&answer.body, texts.len())
+    }
+}
+
 quarry_provider_kit::export_provider!(OpenAi);
+quarry_provider_kit::export_embeddings!(OpenAi);
 
 fn headers(cfg: &ProviderConfig) -> Headers {
     let mut h = Headers::json().bearer(cfg);
@@ -190,6 +202,43 @@ pub fn parse_completion(answer: &Value) -> Result<Completion, ProviderError> {
     })
 }
 
+#[derive(Deserialize)]
+struct EmbeddingList {
+    data: Option<Vec<Embedding>>,
+    model: Option<String>,
+    usage: Option<EmbeddingUsage>,
+    /// Some OpenAI-compatible servers answer 200 with an error object.
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Embedding {
+    index: usize,
+    embedding: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingUsage {
+    prompt_tokens: Option<u32>,
+}
+
+/// Read an embeddings answer for `count` texts; the vectors come back in the order of the texts.
+pub fn parse_embeddings(body: &[u8], count: usize) -> Result<EmbeddingResult, ProviderError> {
+    // Typed straight from the bytes: a generic JSON tree of thousands of floats costs far more memory.
+    let list: EmbeddingList =
+        serde_json::from_slice(body).map_err(|e| errors::malformed("unexpected embeddings answer", e))?;
+    let data = match (list.data, list.error) {
+        (Some(data), _) => data,
+        (None, Some(error)) if !error.is_null() => return Err(errors::from_stream_error(&json!({"error": error}))),
+        (None, _) => return Err(ProviderError::MalformedResponse("the embeddings answer has no `data`".into())),
+    };
+    Ok(EmbeddingResult {
+        vectors: in_order(data.into_iter().map(|e| (e.index, e.embedding)).collect(), count)?,
+        model: list.model,
+        input_tokens: list.usage.and_then(|u| u.prompt_tokens),
+    })
+}
+
 /// Handle one SSE `data:` payload; `true` once the stream says it is done.
 fn on_event(data: &str, out: &mut Collector) -> Result<bool, ProviderError> {
     let data = data.trim();
@@ -259,5 +308,19 @@ mod tests {
         assert!(matches!(c.finish, FinishReason::Length));
         assert_eq!(c.usage.map(|u| (u.input_tokens, u.output_tokens)), Some((3, 4)));
         assert!(matches!(parse_completion(&json!({"choices": []})), Err(ProviderError::MalformedResponse(_))));
+    }
+
+    #[test]
+    fn reads_embeddings_in_the_order_of_the_texts() {
+        let body = json!({"object": "list", "model": "emb-1", "usage": {"prompt_tokens": 5, "total_tokens": 5}, "data": [
+            {"object": "embedding", "index": 1, "embedding": [0.5, -1.0]},
+            {"object": "embedding", "index": 0, "embedding": [0.25, 2.0]}
+        ]});
+        let r = parse_embeddings(body.to_string().as_bytes(), 2).expect("ok");
+        assert_eq!(r.vectors, vec![vec![0.25, 2.0], vec![0.5, -1.0]]);
+        assert_eq!((r.model.as_deref(), r.input_tokens), (Some("emb-1"), Some(5)));
+        let err = parse_embeddings(br#"{"error": {"message": "model not found", "code": "model_not_found"}}"#, 1);
+        assert!(matches!(err, Err(ProviderError::ModelNotFound(_))));
+        assert!(matches!(parse_embeddings(b"[1, 2]", 1), Err(ProviderError::MalformedResponse(_))));
     }
 }

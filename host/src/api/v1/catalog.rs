@@ -86,6 +86,7 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/chat/sessions/{id}", "Sessions", User, "One conversation"),
     r("DELETE", "/chat/sessions/{id}", "Sessions", User, "Delete a conversation"),
     r("GET", "/chat/sessions/{id}/history", "Sessions", User, "A conversation's messages in order"),
+    r("GET", "/chat/sessions/{id}/events", "Sessions", User, "Watch a conversation's turns live (SSE)"),
     r("GET", "/chat/cache/stats", "Cache", User, "Entries, hits, misses, hit rate, top questions"),
     r("GET", "/chat/cache/{connection_id}/entries", "Cache", User, "Browse a connection's cached answers"),
     r("DELETE", "/chat/cache/{connection_id}", "Cache", Admin, "Clear a connection's cache"),
@@ -158,6 +159,10 @@ fn responses(route: &Route) -> utoipa::openapi::Responses {
     let ok = if route.path == "/chat" && route.method == "POST" {
         ResponseBuilder::new()
             .description("`text/event-stream`: status, token, sql, row_batch, explanation, error, done events")
+    } else if route.path == "/chat/sessions/{id}/events" {
+        ResponseBuilder::new().description(
+            "`text/event-stream`: watching, then each turn's message_started and chat events, until the client leaves",
+        )
     } else {
         ResponseBuilder::new().description("Success")
     };

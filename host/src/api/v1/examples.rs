@@ -7,6 +7,10 @@
 //! - `PUT /chat/examples/{example_id}` `{question?, query?}`: edit (SQL re-checked);
 //! - `DELETE /chat/examples/{example_id}`: delete (admins; 204).
 //!
+//! When the preferred provider offers embeddings, an added or re-worded example is stored with
+//! its question's vector (the chat ranks examples by it); when it does not, or the call fails,
+//! the example is stored without one and ranked by its words.
+//!
 //! Any signed-in user reads, adds and edits (members "add examples and feedback"); deleting is
 //! for admins. The four share one path pattern, `/chat/examples/{id}`: the router cannot hold
 //! the same pattern twice under different parameter names.
@@ -30,6 +34,7 @@ use crate::plugins::dialect::MAX_SQL_BYTES;
 use crate::store::examples::{ExampleChange, ExampleRecord, ExampleUpdate};
 
 use super::cache::require_connection;
+use super::chat::context::question_vectors_for;
 use super::error::ApiError;
 use super::extract::{AdminUser, Body, CurrentUser};
 use super::page::{PageParams, Paginated};
@@ -163,8 +168,9 @@ async fn create(
     })?;
     check_sql(product, dialect, sql).await?;
     let threshold = product.settings.current().await?.semantic_similarity_threshold;
-    let added =
-        examples::add(&product.store, &product.cache, &connection_id, dialect, question, sql, threshold).await?;
+    let vectors = question_vectors_for(product, None).await;
+    let (store, cache) = (&product.store, &product.cache);
+    let added = examples::add(store, cache, &vectors, &connection_id, dialect, question, sql, threshold).await?;
     let record = added.ok_or_else(|| ApiError::conflict("This connection already has that example"))?;
     Ok((StatusCode::CREATED, Json(record.into())))
 }
@@ -188,7 +194,13 @@ async fn update(
         check_sql(product, &existing.dialect, sql).await?;
     }
     let normalized = question.map(crate::answer_cache::text::normalize);
-    let change = ExampleChange { question: question.zip(normalized.as_deref()), sql };
+    let vectors = question_vectors_for(product, None).await;
+    // A new question needs its own vector (or none): the old one describes the old question.
+    let embedding = match question {
+        Some(question) => vectors.of(question).await,
+        None => None,
+    };
+    let change = ExampleChange { question: question.zip(normalized.as_deref()), embedding: embedding.as_ref(), sql };
     let record = match product.store.update_example(&example_id, change).await? {
         ExampleUpdate::Updated(record) => record,
         ExampleUpdate::NotFound => return Err(not_found().into()),
@@ -196,7 +208,7 @@ async fn update(
     };
     // The edited example should be used at the next ask, not a cached answer.
     let threshold = product.settings.current().await?.semantic_similarity_threshold;
-    product.cache.evict_similar(&record.connection_id, &record.question, threshold).await?;
+    product.cache.evict_similar_with(&record.connection_id, &record.question, threshold, &vectors).await?;
     Ok(Json(record.into()))
 }
 

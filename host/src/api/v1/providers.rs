@@ -13,6 +13,11 @@
 //! | `POST /providers/{id}/test` | admin | check the saved credentials |
 //!
 //! No response carries an API key: `has_api_key` says whether one is saved.
+//!
+//! `embedding_model` is saved like `model` (`null`: the type's default, `"off"`: none);
+//! `current_embedding_model` is the one in use, and `offers_embeddings` whether the provider's
+//! plugin computes embeddings with it (the answer cache and examples then compare questions by
+//! meaning, not only by words).
 
 use std::sync::Arc;
 
@@ -27,6 +32,7 @@ use serde_json::Value;
 
 use crate::api::state::AppState;
 use crate::api::validation::{FieldError, Invalid};
+use crate::llm::config::effective_embedding_model;
 use crate::llm::{ConfigError, Secret};
 use crate::providers::{self, CallError, ProviderType, TestOutcome, Unsaved};
 use crate::store::providers::{NewProvider, ProviderChange, ProviderRecord};
@@ -74,6 +80,13 @@ pub struct ProviderStatus {
     pub current_model: Option<String>,
     /// Models listed the last time they were fetched.
     pub available_models: Vec<String>,
+    /// The embedding model as saved: `null` for the type's default, `"off"` for none.
+    pub embedding_model: Option<String>,
+    /// The embedding model in use: the saved one, else the type's default; `null` for none.
+    pub current_embedding_model: Option<String>,
+    /// Whether the provider computes embeddings: its plugin exports them and an embedding model
+    /// is in use.
+    pub offers_embeddings: bool,
     /// The base URL: the config's, else the type's.
     pub base_url: Option<String>,
     /// Whether an API key is saved (the key itself is never shown).
@@ -90,6 +103,10 @@ pub struct ProviderStatus {
 
 impl ProviderStatus {
     fn saved(record: &ProviderRecord, ty: Option<&ProviderType>) -> Self {
+        let current_embedding_model = effective_embedding_model(
+            record.embedding_model.as_deref(),
+            ty.and_then(|t| t.default_embedding_model.as_deref()),
+        );
         Self {
             id: Some(record.id.clone()),
             provider_type: record.provider_type.clone(),
@@ -100,6 +117,9 @@ impl ProviderStatus {
             is_active: record.is_active,
             current_model: record.model.clone().or_else(|| ty.and_then(|t| t.default_model.clone())),
             available_models: record.models_cache.clone(),
+            embedding_model: record.embedding_model.clone(),
+            offers_embeddings: current_embedding_model.is_some() && ty.is_some_and(|t| t.exports_embeddings),
+            current_embedding_model,
             base_url: record.base_url.clone().or_else(|| ty.and_then(|t| t.default_base_url.clone())),
             has_api_key: record.api_key_sealed.is_some(),
             temperature: record.temperature,
@@ -120,6 +140,9 @@ impl ProviderStatus {
             is_active: false,
             current_model: ty.default_model.clone(),
             available_models: Vec::new(),
+            embedding_model: None,
+            current_embedding_model: ty.default_embedding_model.clone(),
+            offers_embeddings: ty.exports_embeddings && ty.default_embedding_model.is_some(),
             base_url: ty.default_base_url.clone(),
             has_api_key: false,
             temperature: None,
@@ -151,6 +174,9 @@ pub struct ConfigBody {
     /// The model.
     #[serde(default, deserialize_with = "nullable")]
     pub model: Option<Option<String>>,
+    /// The embedding model (`"off"`: none, not even the type's default).
+    #[serde(default, deserialize_with = "nullable")]
+    pub embedding_model: Option<Option<String>>,
     /// Temperature, 0–2.
     #[serde(default, deserialize_with = "nullable")]
     pub temperature: Option<Option<f64>>,
@@ -243,6 +269,7 @@ async fn create(
             .unwrap_or_else(|| ty.display_name.clone()),
         base_url: body.base_url.flatten().map(|u| u.trim().to_string()).filter(|u| !u.is_empty()),
         model: body.model.flatten().map(|m| m.trim().to_string()).filter(|m| !m.is_empty()),
+        embedding_model: body.embedding_model.flatten().map(|m| m.trim().to_string()).filter(|m| !m.is_empty()),
         temperature: body.temperature.flatten(),
         max_tokens: body.max_tokens.flatten(),
         api_key_sealed: api_key.as_deref().map(|k| product.cipher.seal_str(k)),
@@ -267,6 +294,7 @@ async fn update(
         display_name: body.display_name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()),
         base_url: trimmed(body.base_url),
         model: trimmed(body.model),
+        embedding_model: trimmed(body.embedding_model),
         temperature: body.temperature,
         max_tokens: body.max_tokens,
         api_key_sealed: body.api_key.map(|k| k.filter(|k| !k.is_empty()).map(|k| product.cipher.seal_str(&k))),
@@ -405,6 +433,7 @@ fn check_body(body: &ConfigBody) -> Result<(), Invalid> {
         ("display_name", body.display_name.as_ref()),
         ("base_url", body.base_url.as_ref().and_then(Option::as_ref)),
         ("model", body.model.as_ref().and_then(Option::as_ref)),
+        ("embedding_model", body.embedding_model.as_ref().and_then(Option::as_ref)),
         ("api_key", body.api_key.as_ref().and_then(Option::as_ref)),
     ];
     for (field, text) in texts {

@@ -1,16 +1,23 @@
 //! `/api/v1/chat/sessions`: a user's conversations — list (paginated, newest activity first),
-//! one session, its history as messages in order (each question, then its answer), delete.
+//! one session, its history as messages in order (each question, then its answer), delete, and
+//! its live events: the frames of the turns running in it, on whichever replica runs them
+//! (see [`crate::progress_bus`]), until the watcher leaves.
 //!
-//! Sessions belong to the user who started them; an admin may read and delete anyone's. Another
-//! user's session answers 404, as if it did not exist.
+//! Sessions belong to the user who started them; an admin may read, watch and delete anyone's.
+//! Another user's session answers 404, as if it did not exist.
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use futures::Stream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -18,6 +25,7 @@ use crate::api::state::AppState;
 use crate::auth::Role;
 use crate::store::chat::{ChatSession, ChatTurn};
 
+use super::chat::events;
 use super::error::{ApiError, ApiResult};
 use super::extract::CurrentUser;
 use super::page::{PageParams, Paginated};
@@ -29,7 +37,11 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/chat/sessions", get(list))
         .route("/chat/sessions/{id}", get(one).delete(remove))
         .route("/chat/sessions/{id}/history", get(history))
+        .route("/chat/sessions/{id}/events", get(watch))
 }
+
+/// How often an idle watcher's stream carries a keep-alive comment (proxies close silent ones).
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// A session as the API shows it.
 #[derive(Debug, Serialize)]
@@ -198,6 +210,27 @@ async fn remove(
     let session = visible_session(product, &current, &id).await?;
     product.store.delete_session(&session.id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /chat/sessions/{id}/events`: `watching` first, then every frame of the turns that run in
+/// the session from now on (each opened by `message_started`), until the client leaves.
+async fn watch(
+    State(state): State<Arc<AppState>>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let product = state.product()?;
+    let session = visible_session(product, &current, &id).await?;
+    let subscription = product.progress.subscribe(&session.id).await;
+    let first = events::watching(&session.id, subscription.across_replicas()).into_event();
+    let frames = futures::stream::unfold(subscription, |mut subscription| async move {
+        let frame = subscription.next().await?;
+        Some((Event::default().data(&*frame), subscription))
+    });
+    let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> =
+        Box::pin(futures::StreamExt::map(futures::StreamExt::chain(futures::stream::iter([first]), frames), Ok));
+    let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
+    Ok(([("cache-control", "no-cache"), ("x-accel-buffering", "no")], sse).into_response())
 }
 
 /// The session `id` if `current` may see it (their own, or any for an admin); 404 otherwise.

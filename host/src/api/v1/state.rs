@@ -10,7 +10,9 @@ use crate::api::state::AppState;
 use crate::app_settings::AppSettings;
 use crate::auth::Auth;
 use crate::pipeline::engine::Engine;
+use crate::progress_bus::ProgressBus;
 use crate::secrets::Cipher;
+use crate::shared_redis::{Redis, RedisConfigError};
 use crate::store::Store;
 
 use super::error::ApiError;
@@ -29,6 +31,8 @@ pub struct Product {
     pub settings: AppSettings,
     /// Question → SQL cache (exact, then similar).
     pub cache: AnswerCache,
+    /// Chat progress, fanned out to a session's watchers on every replica.
+    pub progress: ProgressBus,
 }
 
 /// Why the product API could not be set up.
@@ -40,18 +44,37 @@ pub enum ProductError {
     /// Sign-in could not be configured.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    /// The Redis settings cannot be used.
+    #[error(transparent)]
+    Redis(#[from] RedisConfigError),
 }
 
 impl Product {
     /// Everything from the environment, sharing `engine`'s metadata store; keys live under
-    /// `data_dir` unless the environment provides them.
+    /// `data_dir` unless the environment provides them. Redis, when configured, through one
+    /// handle made here (a server makes its own once and calls [`Product::with_redis`]).
     pub async fn from_env(engine: Engine, data_dir: &Path) -> Result<Product, ProductError> {
+        let redis = Redis::from_env()?.map(Arc::new);
+        Self::with_redis(engine, data_dir, redis).await
+    }
+
+    /// [`Product::from_env`] with the server's Redis handle (`None`: no Redis), which sign-in
+    /// rate limits, the answer cache's hot tier and progress fan-out all share.
+    pub async fn with_redis(
+        engine: Engine,
+        data_dir: &Path,
+        redis: Option<Arc<Redis>>,
+    ) -> Result<Product, ProductError> {
         let store = engine.store().clone();
         let cipher = Arc::new(Cipher::from_env(data_dir)?);
-        let auth = Arc::new(Auth::load(&store).await?);
+        let auth = Arc::new(Auth::load(&store, redis.clone()).await?);
         let settings = AppSettings::new(store.clone());
-        let cache = AnswerCache::new(store.clone());
-        Ok(Product { store, engine, cipher, auth, settings, cache })
+        let cache = match &redis {
+            Some(redis) => AnswerCache::new(store.clone()).with_redis(redis.clone()),
+            None => AnswerCache::new(store.clone()),
+        };
+        let progress = ProgressBus::new(redis);
+        Ok(Product { store, engine, cipher, auth, settings, cache, progress })
     }
 }
 

@@ -3,18 +3,24 @@
 //! provider config, the live settings, the semantic model, the closest verified examples and the
 //! answer cache — turned into the pipeline's [`Context`]. Also the turn's recording and the
 //! feedback side effects.
+//!
+//! When the provider offers embeddings, one [`QuestionVectors`] per request serves the examples,
+//! the cache lookup and the answer the cache remembers: the question is embedded at most once.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::answer_cache::{AnswerCache, CachePolicy};
+use crate::answer_cache::{AnswerCache, CachePolicy, StoreOptions};
 use crate::app_settings::Settings;
 use crate::connections::Resolved;
+use crate::embedding::{LlmEmbedder, QuestionVectors};
+use crate::llm::{LlmClient, ProviderSpec};
 use crate::pipeline::answer::Answer;
 use crate::pipeline::engine::{CacheFuture, CachedSql, Context, EngineError, Question, SqlCache};
 use crate::pipeline::prompt::Example;
 use crate::pipeline::record::new_turn;
 use crate::pipeline::validate::Verdict;
+use crate::plugins::capabilities::http::HttpClients;
 use crate::store::chat::{ChatExtras, ChatTurn};
 
 use super::request::ChatRequest;
@@ -41,6 +47,9 @@ pub struct ConnectionContext {
     pub settings: Settings,
     /// Changes when the connection's schema is refreshed, so every replica reads it again.
     pub schema_key: Option<String>,
+    /// The provider the turn's session asked for (feedback on a turn; `None`: the preferred
+    /// one), so its question is embedded by the same model as the answers it compares with.
+    pub provider: Option<String>,
 }
 
 /// A question ready to run.
@@ -78,13 +87,45 @@ pub async fn for_connection(product: &Product, id: &str) -> Result<ConnectionCon
         settings,
         schema_key: record.schema_refreshed_at.map(|t| t.to_rfc3339()),
         resolved,
+        provider: None,
     })
 }
 
-/// The connection of a recorded turn.
+/// The connection of a recorded turn, with the provider its session asked for.
 pub async fn for_turn(product: &Product, turn: &ChatTurn) -> Result<ConnectionContext, ApiError> {
     let id = turn.connection_id.as_deref().ok_or_else(|| ApiError::not_found("Connection not found"))?;
-    for_connection(product, id).await
+    let mut connection = for_connection(product, id).await?;
+    connection.provider = product.store.chat_session(&turn.turn.session_id).await?.and_then(|s| s.provider);
+    Ok(connection)
+}
+
+/// The question vectors of one request asking through `spec` (`None`: the server's own LLM
+/// settings): from the provider's embeddings when it offers them, none otherwise (questions are
+/// then compared by their words).
+pub fn question_vectors(product: &Product, spec: Option<&ProviderSpec>) -> QuestionVectors {
+    // One HTTP pool for every request's embedder, as the engine keeps one for completions.
+    static HTTP: OnceLock<HttpClients> = OnceLock::new();
+    let spec = spec.unwrap_or(&product.engine.config().llm);
+    let Ok(settings) = spec.clone().resolve() else { return QuestionVectors::none() };
+    let client =
+        LlmClient::new(product.engine.registry().clone(), settings, HTTP.get_or_init(HttpClients::new).clone());
+    match LlmEmbedder::over(client) {
+        Some(embedder) => QuestionVectors::new(Arc::new(embedder)),
+        None => QuestionVectors::none(),
+    }
+}
+
+/// The question vectors for a request outside a chat (examples routes, feedback): the provider
+/// named `provider` (a name, preset or id), else the preferred one, else the server's own.
+pub async fn question_vectors_for(product: &Product, provider: Option<&str>) -> QuestionVectors {
+    match crate::providers::resolve(&product.store, &product.cipher, provider).await {
+        Ok(spec) => question_vectors(product, Some(&spec)),
+        Err(crate::providers::ResolveError::NotFound(_)) => question_vectors(product, None),
+        Err(e) => {
+            tracing::warn!("no provider for question embeddings, comparing questions by their words: {e}");
+            QuestionVectors::none()
+        }
+    }
 }
 
 /// The pipeline context shared by every path on `connection`: database, privacy, row filter,
@@ -125,12 +166,13 @@ pub async fn prepare(product: &Product, current: &CurrentUser, request: &ChatReq
         Err(e) => return Err(ApiError::bad_request(format!("The provider cannot be used: {e}"))),
     };
     let session_id = session_for(product, current, request).await?;
+    let vectors = Arc::new(question_vectors(product, provider.as_ref()));
     let mut context = base_context(&connection, request.options.max_rows);
     context.provider = provider;
     context.review_first = connection.mode == ExecutionMode::ReviewFirst;
     context.skip_explanation = request.options.explain_results == Some(false);
     context.bypass_cache = request.options.bypass_cache || request.options.force_refresh;
-    context.examples = examples_for(product, &connection, &request.message).await;
+    context.examples = examples_for(product, &connection, &request.message, &vectors).await;
     context.business_context = business_context(product, &connection.resolved.id).await;
     if connection.settings.cache_enabled {
         context.cache = Some(Arc::new(ConnectionCache {
@@ -145,6 +187,7 @@ pub async fn prepare(product: &Product, current: &CurrentUser, request: &ChatReq
             capacity: usize::try_from(connection.settings.cache_max_entries_per_connection)
                 .unwrap_or(usize::MAX)
                 .max(1),
+            vectors,
         }));
     }
     let mut question = Question::new(session_id, request.message.trim());
@@ -174,9 +217,15 @@ async fn session_for(product: &Product, current: &CurrentUser, request: &ChatReq
 }
 
 /// The closest verified examples (none when the store fails: they only help).
-async fn examples_for(product: &Product, connection: &ConnectionContext, question: &str) -> Vec<Example> {
-    match crate::examples::similar(
+async fn examples_for(
+    product: &Product,
+    connection: &ConnectionContext,
+    question: &str,
+    vectors: &QuestionVectors,
+) -> Vec<Example> {
+    match crate::examples::similar_with(
         &product.store,
+        vectors,
         &connection.resolved.id,
         connection.dialect,
         question,
@@ -256,15 +305,17 @@ pub async fn record(product: &Product, current: &CurrentUser, prepared: &Prepare
     }
 }
 
-/// 👍: the question and its SQL become a verified example of the connection.
+/// 👍: the question and its SQL become a verified example of the connection (with the
+/// question's vector, when the session's provider offers embeddings).
 pub async fn remember_example(
     product: &Product,
     connection: &ConnectionContext,
     question: &str,
     sql: &str,
 ) -> Result<(), ApiError> {
-    crate::examples::add_from_feedback(&product.store, &connection.resolved.id, connection.dialect, question, sql)
-        .await?;
+    let vectors = question_vectors_for(product, connection.provider.as_deref()).await;
+    let id = &connection.resolved.id;
+    crate::examples::add_from_feedback(&product.store, &vectors, id, connection.dialect, question, sql).await?;
     Ok(())
 }
 
@@ -279,10 +330,12 @@ pub async fn drop_example(
     Ok(())
 }
 
-/// 👎: the cache entries that would give this answer again go.
+/// 👎: the cache entries that would give this answer again go (compared by vectors where the
+/// session's provider offers embeddings).
 pub async fn forget_answer(product: &Product, connection: &ConnectionContext, question: &str) -> Result<(), ApiError> {
     let threshold = connection.settings.semantic_similarity_threshold;
-    product.cache.evict_similar(&connection.resolved.id, question, threshold).await?;
+    let vectors = question_vectors_for(product, connection.provider.as_deref()).await;
+    product.cache.evict_similar_with(&connection.resolved.id, question, threshold, &vectors).await?;
     Ok(())
 }
 
@@ -303,12 +356,16 @@ struct ConnectionCache {
     policy: CachePolicy,
     overwrite: bool,
     capacity: usize,
+    /// The request's question vectors, shared with the examples: the lookup's vector is the one
+    /// the remembered answer is stored with.
+    vectors: Arc<QuestionVectors>,
 }
 
 impl SqlCache for ConnectionCache {
     fn lookup<'a>(&'a self, question: &'a str, fingerprint: &'a str) -> CacheFuture<'a, Option<CachedSql>> {
         Box::pin(async move {
-            match self.cache.lookup(&self.connection_id, question, fingerprint, &self.policy).await {
+            match self.cache.lookup_with(&self.connection_id, question, fingerprint, &self.policy, &self.vectors).await
+            {
                 Ok(hit) => hit.map(|h| CachedSql { sql: h.sql, question: h.question_raw, similarity: h.similarity }),
                 Err(e) => {
                     tracing::warn!(connection = %self.connection_id, "answer cache unavailable: {e}");
@@ -326,18 +383,10 @@ impl SqlCache for ConnectionCache {
         dialect: &'a str,
     ) -> CacheFuture<'a, ()> {
         Box::pin(async move {
-            if let Err(e) = self
-                .cache
-                .store_entry_with_capacity(
-                    &self.connection_id,
-                    question,
-                    fingerprint,
-                    sql,
-                    dialect,
-                    self.overwrite,
-                    self.capacity,
-                )
-                .await
+            let options =
+                StoreOptions { overwrite: self.overwrite, capacity: Some(self.capacity), vectors: Some(&self.vectors) };
+            if let Err(e) =
+                self.cache.store_entry_with(&self.connection_id, question, fingerprint, sql, dialect, options).await
             {
                 tracing::warn!(connection = %self.connection_id, "could not remember the answer: {e}");
             }

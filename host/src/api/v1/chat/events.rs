@@ -2,6 +2,10 @@
 //! saying what it is — `status` per stage, `token` deltas, `sql` (again whenever repair changes
 //! it), `row_batch` (50 rows each), `explanation`, `error`, and `done` carrying the whole
 //! [`ChatResponse`]. `error` is always followed by `done`; `done` is always last.
+//!
+//! The same frames are published to the session's watchers (`GET
+//! /api/v1/chat/sessions/{id}/events`, on any replica), each turn opened by a `message_started`
+//! frame; a watcher's stream starts with `watching`.
 
 use std::collections::BTreeMap;
 
@@ -90,38 +94,54 @@ impl ChatResponse {
     }
 }
 
-/// One frame: `data: {"type": kind, ...fields}`.
-fn frame(kind: &str, mut fields: Value) -> Event {
-    if let Value::Object(map) = &mut fields {
-        map.insert("type".into(), Value::from(kind));
+/// One frame: the JSON an SSE `data:` line carries, with its `type`.
+#[derive(Debug, Clone)]
+pub struct Frame(String);
+
+impl Frame {
+    /// `{"type": kind, ...fields}`.
+    fn new(kind: &str, mut fields: Value) -> Self {
+        if let Value::Object(map) = &mut fields {
+            map.insert("type".into(), Value::from(kind));
+        }
+        Self(fields.to_string())
     }
-    Event::default().data(fields.to_string())
+
+    /// The JSON text.
+    pub fn json(&self) -> &str {
+        &self.0
+    }
+
+    /// The SSE event carrying it.
+    pub fn into_event(self) -> Event {
+        Event::default().data(self.0)
+    }
 }
 
 /// A stage started.
-pub fn status(stage: &str, message: &str) -> Event {
-    frame("status", json!({ "stage": stage, "message": message }))
+pub fn status(stage: &str, message: &str) -> Frame {
+    Frame::new("status", json!({ "stage": stage, "message": message }))
 }
 
 /// A piece of the model's answer.
-pub fn token(text: &str) -> Event {
-    frame("token", json!({ "text": text }))
+pub fn token(text: &str) -> Frame {
+    Frame::new("token", json!({ "text": text }))
 }
 
 /// The SQL that will run (again whenever repair changes it).
-pub fn sql(query: &str, dialect: &str) -> Event {
-    frame("sql", json!({ "query": query, "dialect": dialect }))
+pub fn sql(query: &str, dialect: &str) -> Frame {
+    Frame::new("sql", json!({ "query": query, "dialect": dialect }))
 }
 
 /// The result's rows, [`ROWS_PER_BATCH`] per event.
-pub fn row_batches(results: &QueryResults) -> Vec<Event> {
+pub fn row_batches(results: &QueryResults) -> Vec<Frame> {
     let chunks: Vec<&[Vec<Value>]> =
         if results.rows.is_empty() { vec![&[]] } else { results.rows.chunks(ROWS_PER_BATCH).collect() };
     chunks
         .into_iter()
         .enumerate()
         .map(|(index, rows)| {
-            frame(
+            Frame::new(
                 "row_batch",
                 json!({
                     "batch_index": index,
@@ -136,18 +156,32 @@ pub fn row_batches(results: &QueryResults) -> Vec<Event> {
 }
 
 /// The explanation.
-pub fn explanation(text: &str) -> Event {
-    frame("explanation", json!({ "text": text }))
+pub fn explanation(text: &str) -> Frame {
+    Frame::new("explanation", json!({ "text": text }))
 }
 
 /// A failure (a `done` follows).
-pub fn error(message: &str) -> Event {
-    frame("error", json!({ "message": message }))
+pub fn error(message: &str) -> Frame {
+    Frame::new("error", json!({ "message": message }))
 }
 
 /// The end: the whole answer.
-pub fn done(response: &ChatResponse) -> Event {
-    frame("done", serde_json::to_value(response).unwrap_or_else(|_| json!({})))
+pub fn done(response: &ChatResponse) -> Frame {
+    Frame::new("done", serde_json::to_value(response).unwrap_or_else(|_| json!({})))
+}
+
+/// For watchers only: a turn began in `session_id` with `question` on `connection_id`.
+pub fn message_started(session_id: &str, connection_id: &str, question: &str) -> Frame {
+    Frame::new(
+        "message_started",
+        json!({ "session_id": session_id, "connection_id": connection_id, "question": question }),
+    )
+}
+
+/// A watcher's first frame: it follows `session_id` from now on, turns run on other replicas
+/// included when `across_replicas` (false: this server's turns only, Redis being absent or down).
+pub fn watching(session_id: &str, across_replicas: bool) -> Frame {
+    Frame::new("watching", json!({ "session_id": session_id, "across_replicas": across_replicas }))
 }
 
 #[cfg(test)]

@@ -12,8 +12,12 @@
 //!
 //! Masking and the connection's row filter apply on every path: they are part of the pipeline's
 //! execute stage, which all of these go through.
+//!
+//! Every frame `POST /chat` streams is also published to the session's watchers (see
+//! [`crate::progress_bus`] and `GET /chat/sessions/{id}/events`), after a `message_started`
+//! frame; publishing never waits.
 
-mod context;
+pub(super) mod context;
 pub mod events;
 mod followup;
 pub mod request;
@@ -35,9 +39,10 @@ use crate::api::job::{Job, Update};
 use crate::api::state::AppState;
 use crate::pipeline::answer::Answer;
 use crate::pipeline::progress::Progress;
+use crate::progress_bus::ProgressBus;
 
 use self::context::Prepared;
-use self::events::ChatResponse;
+use self::events::{ChatResponse, Frame};
 use self::request::ChatRequest;
 use super::error::ApiResult;
 use super::extract::{Body, CurrentUser};
@@ -75,9 +80,40 @@ async fn chat(
     Ok(([("cache-control", "no-cache"), ("x-accel-buffering", "no")], sse).into_response())
 }
 
-/// Run the question and turn its progress into events on `tx` until `done`. When the client goes
-/// away `tx` closes, the job notices and the pipeline stops at its next step.
-async fn stream_answer(product: Arc<Product>, current: CurrentUser, prepared: Prepared, tx: mpsc::Sender<Event>) {
+/// Where a turn's frames go: the client that asked, and the session's watchers.
+struct Outlet {
+    client: mpsc::Sender<Event>,
+    watchers: ProgressBus,
+    session_id: String,
+}
+
+impl Outlet {
+    /// Publish `frame` to the watchers (never waits), then send it to the client; false once the
+    /// client is gone.
+    async fn send(&self, frame: Frame) -> bool {
+        self.watchers.publish(&self.session_id, frame.json());
+        self.client.send(frame.into_event()).await.is_ok()
+    }
+
+    /// The client left before `done`: the turn stops, and the watchers are told so it does not
+    /// look unfinished to them.
+    fn abandoned(&self) {
+        let why = "The client that asked went away; the question was stopped";
+        self.watchers.publish(&self.session_id, events::error(why).json());
+        self.watchers
+            .publish(&self.session_id, events::done(&ChatResponse::failed(&self.session_id, why.into())).json());
+    }
+}
+
+/// Run the question and turn its progress into frames for `client` and the session's watchers
+/// until `done`. When the client goes away the job is dropped at once, which stops the pipeline.
+async fn stream_answer(product: Arc<Product>, current: CurrentUser, prepared: Prepared, client: mpsc::Sender<Event>) {
+    let outlet =
+        Outlet { client, watchers: product.progress.clone(), session_id: prepared.question.session_id.clone() };
+    outlet.watchers.publish(
+        &outlet.session_id,
+        events::message_started(&outlet.session_id, &prepared.connection_id, &prepared.question.question).json(),
+    );
     let engine = product.engine.clone();
     let question = prepared.question.clone();
     let generate_only = prepared.generate_only;
@@ -90,8 +126,21 @@ async fn stream_answer(product: Arc<Product>, current: CurrentUser, prepared: Pr
     let dialect = prepared.dialect_label;
     // The explanation is held back so that it follows the rows, as the protocol orders them.
     let mut explanation: Option<String> = None;
-    while let Some(update) = job.next().await {
-        let event = match update {
+    loop {
+        let update = tokio::select! {
+            biased;
+            update = job.next() => update,
+            // Noticed here, not only at the next frame, so a long stage (a slow query) stops as
+            // soon as the client leaves: returning drops the job, which closes its progress channel.
+            () = outlet.client.closed() => {
+                outlet.abandoned();
+                return;
+            }
+        };
+        let Some(update) = update else {
+            return;
+        };
+        let frame = match update {
             Update::Progress(Progress::Stage { stage, message }) => Some(events::status(stage.as_str(), &message)),
             Update::Progress(Progress::Token(text)) => Some(events::token(&text)),
             Update::Progress(Progress::Sql { sql, .. }) if show_query => Some(events::sql(&sql, dialect)),
@@ -101,21 +150,21 @@ async fn stream_answer(product: Arc<Product>, current: CurrentUser, prepared: Pr
             }
             Update::Progress(_) => None,
             Update::Finished(Ok(answer)) => {
-                finish(&product, &current, &prepared, answer, explanation.take(), &tx).await;
+                finish(&product, &current, &prepared, answer, explanation.take(), &outlet).await;
                 return;
             }
             Update::Finished(Err(e)) => {
                 let message = e.to_string();
                 tracing::warn!(user = %current.user.id, "chat failed: {message}");
-                let _ = tx.send(events::error(&message)).await;
-                let _ = tx.send(events::done(&ChatResponse::failed(&prepared.question.session_id, message))).await;
+                let _ = outlet.send(events::error(&message)).await;
+                let _ = outlet.send(events::done(&ChatResponse::failed(&prepared.question.session_id, message))).await;
                 return;
             }
         };
-        if let Some(event) = event
-            && tx.send(event).await.is_err()
+        if let Some(frame) = frame
+            && !outlet.send(frame).await
         {
-            // The client is gone; dropping the job closes the progress channel.
+            outlet.abandoned();
             return;
         }
     }
@@ -128,7 +177,7 @@ async fn finish(
     prepared: &Prepared,
     mut answer: Answer,
     explanation: Option<String>,
-    tx: &mpsc::Sender<Event>,
+    outlet: &Outlet,
 ) {
     answer.explanation = answer.explanation.or(explanation);
     let message_id = context::record(product, current, prepared, &answer).await;
@@ -144,9 +193,8 @@ async fn finish(
         frames.push(events::error(error));
     }
     frames.push(events::done(&response));
+    // The answer is recorded: its watchers get all of it even if the client has just left.
     for frame in frames {
-        if tx.send(frame).await.is_err() {
-            return;
-        }
+        let _ = outlet.send(frame).await;
     }
 }
