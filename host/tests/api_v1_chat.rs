@@ -31,33 +31,12 @@ fn answer(sql: &str) -> Reply {
 
 /// The events of one chat stream, parsed by a real SSE parser: `(type, payload)`.
 async fn chat(server: &ProductServer, token: &str, body: &Value) -> (u16, Vec<(String, Value)>) {
-    let response = server
-        .client
-        .post(server.url("/api/v1/chat"))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("chat request");
-    let status = response.status().as_u16();
+    let (status, frames) = server.chat(token, body).await;
     if status != 200 {
-        let text = response.text().await.unwrap_or_default();
-        return (status, vec![("http".into(), serde_json::from_str(&text).unwrap_or(Value::String(text)))]);
+        return (status, frames.into_iter().map(|body| ("http".to_string(), body)).collect());
     }
-    assert!(
-        response.headers()["content-type"].to_str().unwrap_or("").starts_with("text/event-stream"),
-        "chat answers with an event stream"
-    );
-    let mut stream = response.bytes_stream().eventsource();
-    let mut events = Vec::new();
-    while let Some(event) = tokio::time::timeout(Duration::from_secs(60), stream.next()).await.expect("event in time") {
-        let event = event.expect("well-formed SSE");
-        let data: Value = serde_json::from_str(&event.data).expect("JSON data");
-        let kind = data["type"].as_str().expect("type field").to_string();
-        events.push((kind, data));
-    }
-    (status, events)
+    let typed = frames.into_iter().map(|frame| (frame["type"].as_str().expect("type field").to_string(), frame));
+    (status, typed.collect())
 }
 
 fn kinds(events: &[(String, Value)]) -> Vec<&str> {
@@ -511,15 +490,7 @@ async fn a_client_that_disconnects_stops_its_query() {
                    SELECT count(*) AS n FROM r";
     llm.reply(CHAT, answer(runaway));
     let body = json!({ "connection_id": connection["id"], "message": "Count forever" });
-    let response = server
-        .client
-        .post(server.url("/api/v1/chat"))
-        .bearer_auth(&admin)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("chat request");
+    let response = server.chat_request(&admin, &body).await;
     assert_eq!(response.status().as_u16(), 200);
     let mut stream = response.bytes_stream().eventsource();
     loop {
@@ -550,4 +521,108 @@ async fn a_client_that_disconnects_stops_its_query() {
     // The server carries on.
     let (status, _) = server.get("/api/v1/chat/sessions", &admin).await;
     assert_eq!(status, 200);
+}
+
+/// The answer's CSV download as `token`: (status, content type, content disposition, body).
+async fn export_csv(server: &ProductServer, token: &str, message_id: &str) -> (u16, String, String, String) {
+    let response = server
+        .client
+        .get(server.url(&format!("/api/v1/export/messages/{message_id}/csv")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("export request");
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let (kind, disposition) = (header("content-type"), header("content-disposition"));
+    let status = response.status().as_u16();
+    (status, kind, disposition, response.text().await.expect("body"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_is_sorted_by_the_database_and_exported_as_csv() {
+    let server = ProductServer::start().await;
+    let llm = FakeServer::start().await;
+    let admin = server.register_admin().await;
+    let member = server.add_user(&admin, "member@example.com", "member").await;
+    let db = sqlite_db().await;
+    let provider = json!({ "base_url": llm.url("/v1"), "model": "test-model", "api_key": API_KEY, "is_active": true });
+    assert_eq!(server.post("/api/v1/providers/openai-compatible", &admin, &provider).await.0, 201);
+    let (_, connection) = server
+        .post("/api/v1/connections", &admin, &json!({ "name": "sorted", "source_type": "sqlite", "config": db.config }))
+        .await;
+    let connection_id = connection["id"].as_str().expect("id").to_string();
+
+    // A renamed sensitive column (masked through the alias) and a cell that looks like a formula.
+    llm.reply(CHAT, answer("SELECT id, name, country, email AS contact, '=1+2' AS note FROM customers ORDER BY id"));
+    let (_, events) =
+        chat(&server, &admin, &json!({ "connection_id": connection_id, "message": "Customers and contacts" })).await;
+    let first = done(&events).clone();
+    assert_eq!(first["status"], "executed", "{first}");
+    let message_id = first["message_id"].as_str().expect("id").to_string();
+    let sort = |column: &str, order: &str| json!({ "sort_column": column, "sort_order": order });
+    let sort_path = format!("/api/v1/chat/sort/{message_id}");
+
+    // Sorted by the database, every column kept, still masked.
+    let (status, sorted) = server.post(&sort_path, &admin, &sort("name", "DESC")).await;
+    assert_eq!(status, 200, "{sorted}");
+    assert_eq!(sorted["columns"], json!(["id", "name", "country", "contact", "note"]), "{sorted}");
+    let names: Vec<&Value> = sorted["rows"].as_array().expect("rows").iter().map(|r| &r[1]).collect();
+    assert_eq!(names, [&json!("Cid"), &json!("Bob"), &json!("Ann")], "{sorted}");
+    assert!(sorted["rows"].as_array().unwrap().iter().all(|r| r[3] == "[REDACTED]"), "masked on sort: {sorted}");
+    assert_eq!((sorted["row_count"].clone(), sorted["truncated"].clone()), (json!(3), json!(false)));
+    assert!(sorted["column_types"].is_array() && sorted["execution_time_ms"].is_u64(), "{sorted}");
+    let (_, sorted) = server.post(&sort_path, &admin, &sort("id", "asc")).await;
+    assert_eq!(sorted["rows"][0][1], "Ann", "{sorted}");
+
+    // The stored answer did not change.
+    let session_id = first["session_id"].as_str().expect("session");
+    let (_, history) = server.get(&format!("/api/v1/chat/sessions/{session_id}/history"), &admin).await;
+    assert_eq!(history["items"][1]["results_json"]["rows"][0][1], "Ann", "{history}");
+    assert_eq!(history["items"][1]["query_generated"], first["query"]);
+
+    // Only the answer's columns, only ASC or DESC; someone else's answer does not exist.
+    let (status, reply) = server.post(&sort_path, &admin, &sort("email", "ASC")).await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply["detail"].as_str().is_some_and(|d| d.contains("not a column")), "{reply}");
+    let (status, _) = server.post(&sort_path, &admin, &sort("name\" DESC; DROP TABLE customers; --", "ASC")).await;
+    assert_eq!(status, 400);
+    assert_eq!(server.post(&sort_path, &admin, &sort("name", "sideways")).await.0, 422);
+    assert_eq!(server.post(&sort_path, &admin, &json!({ "sort_order": "ASC" })).await.0, 422);
+    assert_eq!(server.post(&sort_path, &member, &sort("name", "ASC")).await.0, 404);
+    assert_eq!(server.post("/api/v1/chat/sort/not-a-message", &admin, &sort("name", "ASC")).await.0, 404);
+
+    // CSV: the stored rows as the client saw them (masked), formulas defused, as an attachment.
+    let (status, kind, disposition, body) = export_csv(&server, &admin, &message_id).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(kind, "text/csv; charset=utf-8");
+    assert_eq!(disposition, format!("attachment; filename=\"quarry-{message_id}.csv\""));
+    assert_eq!(
+        body,
+        "id,name,country,contact,note\r\n\
+         1,Ann,DE,[REDACTED],'=1+2\r\n\
+         2,Bob,FR,[REDACTED],'=1+2\r\n\
+         3,Cid,DE,[REDACTED],'=1+2\r\n"
+    );
+    assert_eq!(export_csv(&server, &member, &message_id).await.0, 404, "another user's answer");
+    assert_eq!(export_csv(&server, &admin, "not-a-message").await.0, 404);
+
+    // The connection's row filter applies to a sort as to every other path.
+    let privacy = json!({ "row_filter_sql": "country = 'DE'" });
+    assert_eq!(server.put(&format!("/api/v1/connections/{connection_id}/privacy"), &admin, &privacy).await.0, 200);
+    let (_, filtered) = server.post(&sort_path, &admin, &sort("name", "DESC")).await;
+    let german = json!([[3, "Cid", "DE", "[REDACTED]", "=1+2"], [1, "Ann", "DE", "[REDACTED]", "=1+2"]]);
+    assert_eq!(filtered["rows"], german, "{filtered}");
+
+    // An answer with no rows has nothing to sort or export.
+    set_mode(&server, &admin, &connection_id, "generate_only").await;
+    llm.reply(CHAT, answer("SELECT name FROM customers WHERE country = 'DE'"));
+    let (_, events) =
+        chat(&server, &admin, &json!({ "connection_id": connection_id, "message": "German customers" })).await;
+    let only = done(&events).clone();
+    assert_eq!(only["status"], "query_only", "{only}");
+    let only_id = only["message_id"].as_str().expect("id");
+    let (status, reply) = server.post(&format!("/api/v1/chat/sort/{only_id}"), &admin, &sort("name", "ASC")).await;
+    assert_eq!((status, reply), (400, json!({ "detail": "This answer has no results to sort" })));
+    let (status, _, _, body) = export_csv(&server, &admin, only_id).await;
+    assert_eq!((status, body.as_str()), (400, r#"{"detail":"This answer has no results to export"}"#));
 }

@@ -15,7 +15,6 @@ mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -23,8 +22,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use eventsource_stream::Eventsource;
-use futures::StreamExt;
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor};
 use support::product::ProductServer;
@@ -171,21 +168,9 @@ async fn new_connection(server: &ProductServer, admin: &str, name: &str, config:
 /// Ask over the SSE stream; the `done` payload.
 async fn ask(server: &ProductServer, token: &str, connection_id: &str, provider: &str, message: &str) -> Value {
     let body = json!({ "connection_id": connection_id, "provider": provider, "message": message });
-    let response = server
-        .client
-        .post(server.url("/api/v1/chat"))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("chat request");
-    assert_eq!(response.status().as_u16(), 200, "chat answers 200");
-    let mut stream = response.bytes_stream().eventsource();
-    let mut last = Value::Null;
-    while let Some(event) = tokio::time::timeout(Duration::from_secs(60), stream.next()).await.expect("event in time") {
-        last = serde_json::from_str(&event.expect("well-formed SSE").data).expect("JSON data");
-    }
+    let (status, frames) = server.chat(token, &body).await;
+    assert_eq!(status, 200, "chat answers 200: {frames:?}");
+    let last = frames.last().cloned().unwrap_or(Value::Null);
     assert_eq!(last["type"], "done", "the stream ends with done: {last}");
     last
 }

@@ -39,17 +39,9 @@ async fn next_frame(stream: &mut (impl Stream<Item = Value> + Unpin)) -> Value {
 
 /// `POST /api/v1/chat` as `token`, read to the end: every frame.
 async fn chat(server: &ProductServer, token: &str, body: &Value) -> Vec<Value> {
-    let response = server
-        .client
-        .post(server.url("/api/v1/chat"))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("chat request");
-    assert_eq!(response.status(), 200);
-    frames(response).collect().await
+    let (status, frames) = server.chat(token, body).await;
+    assert_eq!(status, 200, "{frames:?}");
+    frames
 }
 
 /// `GET /api/v1/chat/sessions/{id}/events` as `token` (none: anonymous).

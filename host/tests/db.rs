@@ -463,29 +463,29 @@ async fn still_running(grace: Duration, mut probe: impl AsyncFnMut() -> bool) ->
     }
 }
 
+/// Run `sql` (which sleeps 30 s) with a statement timeout of a minute and a cancel signal after
+/// half a second: it must come back [`DbError::Cancelled`], and `running` (does the server still
+/// run it?) must turn false within the grace period, which only a cancellation on the server does.
+async fn assert_cancelled_on_the_server(db: &Database, sql: &str, running: impl AsyncFnMut() -> bool) {
+    let r = db.execute_read_only_until(sql, &opts(60_000, 10), cancel_after(Duration::from_millis(500))).await;
+    assert!(matches!(r, Err(DbError::Cancelled)), "{r:?}");
+    assert!(!still_running(Duration::from_secs(10), running).await, "the statement still runs on the server");
+    // The pool still answers.
+    assert_row(&one_row(db, "SELECT 1 AS one").await, json!({"one": 1}));
+}
+
 #[tokio::test]
 async fn pg_a_cancelled_statement_stops_on_the_server() {
     let Some(mut fx) = pg().await else { return };
     let marker = unique("cancel_me_");
-    let sql = format!("SELECT pg_sleep(30) AS {marker}");
-    // Statement timeout 60 s: only the cancellation can stop it in the grace period.
-    let r = fx.db.execute_read_only_until(&sql, &opts(60_000, 10), cancel_after(Duration::from_millis(500))).await;
-    assert!(matches!(r, Err(DbError::Cancelled)), "{r:?}");
     let like = format!("%{marker}%");
-    let running = still_running(Duration::from_secs(10), async || {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1 AND pid <> pg_backend_pid()",
-        )
-        .bind(&like)
-        .fetch_one(&mut fx.admin)
-        .await
-        .expect("pg_stat_activity");
+    let probe = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1 AND pid <> pg_backend_pid()";
+    let admin = &mut fx.admin;
+    assert_cancelled_on_the_server(&fx.db, &format!("SELECT pg_sleep(30) AS {marker}"), async || {
+        let n: i64 = sqlx::query_scalar(probe).bind(&like).fetch_one(&mut *admin).await.expect("pg_stat_activity");
         n > 0
     })
     .await;
-    assert!(!running, "the statement still runs on the server");
-    // The pool still answers.
-    assert_row(&one_row(&fx.db, "SELECT 1 AS one").await, json!({"one": 1}));
     fx.drop().await;
 }
 
@@ -493,23 +493,15 @@ async fn pg_a_cancelled_statement_stops_on_the_server() {
 async fn mysql_a_cancelled_statement_stops_on_the_server() {
     let Some(mut fx) = my().await else { return };
     let marker = unique("cancel_me_");
-    let sql = format!("SELECT SLEEP(30) AS {marker}");
-    let r = fx.db.execute_read_only_until(&sql, &opts(60_000, 10), cancel_after(Duration::from_millis(500))).await;
-    assert!(matches!(r, Err(DbError::Cancelled)), "{r:?}");
     let like = format!("%{marker}%");
-    let running = still_running(Duration::from_secs(10), async || {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND IN ('Query', 'Execute') AND INFO LIKE ? AND ID <> CONNECTION_ID()",
-        )
-        .bind(&like)
-        .fetch_one(&mut fx.admin)
-        .await
-        .expect("processlist");
+    let probe = "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                 WHERE COMMAND IN ('Query', 'Execute') AND INFO LIKE ? AND ID <> CONNECTION_ID()";
+    let admin = &mut fx.admin;
+    assert_cancelled_on_the_server(&fx.db, &format!("SELECT SLEEP(30) AS {marker}"), async || {
+        let n: i64 = sqlx::query_scalar(probe).bind(&like).fetch_one(&mut *admin).await.expect("processlist");
         n > 0
     })
     .await;
-    assert!(!running, "the statement still runs on the server");
-    assert_row(&one_row(&fx.db, "SELECT 1 AS one").await, json!({"one": 1}));
     fx.drop().await;
 }
 

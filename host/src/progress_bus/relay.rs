@@ -22,8 +22,8 @@ use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::{mpsc, oneshot};
 
 use super::local::Topics;
-use crate::shared_redis::subscriber::PING_EVERY;
-use crate::shared_redis::{COMMAND_TIMEOUT, CONNECT_TIMEOUT, Redis};
+use crate::shared_redis::subscriber::{PING_EVERY, within};
+use crate::shared_redis::Redis;
 
 /// The Redis channel of a topic is this prefix followed by the topic.
 pub const CHANNEL_PREFIX: &str = "quarry:progress:";
@@ -136,7 +136,7 @@ impl Pump {
                 Ended::Lost(why) => {
                     tracing::debug!(
                         "progress fan-out: the Redis subscription ended ({}); reconnecting",
-                        self.redact(&why)
+                        self.redis.redact(&why)
                     );
                     // Through the shared handle, so a Redis that went away is logged once, there.
                     let _: Option<redis::Value> = self.redis.query(&redis::cmd("PING")).await;
@@ -164,7 +164,7 @@ impl Pump {
             match self.open().await {
                 Ok(connection) => return Some(connection),
                 Err(why) => {
-                    tracing::debug!("progress fan-out: cannot subscribe in Redis ({}); retrying", self.redact(&why))
+                    tracing::debug!("progress fan-out: cannot subscribe in Redis ({}); retrying", self.redis.redact(&why))
                 }
             }
             for ack in acks.drain(..) {
@@ -192,15 +192,7 @@ impl Pump {
 
     /// A new pub/sub connection subscribed to every wanted topic.
     async fn open(&self) -> Result<(PubSubSink, PubSubStream), String> {
-        let client = redis::Client::open(self.redis.config().connection_info().clone()).map_err(|e| e.to_string())?;
-        let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
-            .await
-            .map_err(|_| format!("no connection within {} ms", CONNECT_TIMEOUT.as_millis()))?
-            .map_err(|e| e.to_string())?;
-        let (mut sink, stream) = pubsub.split();
-        let channels: Vec<String> = self.wanted.iter().map(|t| channel(t)).collect();
-        within(sink.subscribe(channels)).await?;
-        Ok((sink, stream))
+        self.redis.open_pubsub(self.wanted.iter().map(|t| channel(t)).collect()).await
     }
 
     /// Relay frames and follow commands until the connection fails or the relay is dropped.
@@ -245,14 +237,6 @@ impl Pump {
         }
     }
 
-    /// `text` without the Redis password (errors may quote the connection's settings).
-    fn redact(&self, text: &str) -> String {
-        match self.redis.config().password() {
-            Some(password) => text.replace(password, "***"),
-            None => text.to_string(),
-        }
-    }
-
     /// Hand a frame from another server to the watchers here.
     fn deliver(&self, message: &redis::Msg) {
         let Some(topic) = message.get_channel_name().strip_prefix(CHANNEL_PREFIX) else {
@@ -268,11 +252,3 @@ impl Pump {
     }
 }
 
-/// `command` within [`COMMAND_TIMEOUT`], its failure as text.
-async fn within<T>(command: impl Future<Output = redis::RedisResult<T>>) -> Result<T, String> {
-    match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {} ms", COMMAND_TIMEOUT.as_millis())),
-    }
-}

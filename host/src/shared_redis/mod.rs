@@ -181,10 +181,7 @@ impl Redis {
     }
 
     fn mark_down(&self, failure: &str) {
-        let failure = match self.config.password() {
-            Some(password) => failure.replace(password, "***"),
-            None => failure.to_string(),
-        };
+        let failure = self.redact(failure);
         let retry_at = Instant::now() + self.retry_every;
         let before = std::mem::replace(&mut *self.health(), Health::Down { retry_at });
         match before {

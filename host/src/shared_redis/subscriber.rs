@@ -47,7 +47,7 @@ async fn follow_forever(redis: Arc<Redis>, channel: String, events: mpsc::Sender
     loop {
         let opened = tokio::select! {
             () = events.closed() => return,
-            opened = open(&redis, &channel) => opened,
+            opened = redis.open_pubsub(vec![channel.clone()]) => opened,
         };
         match opened {
             Ok((sink, stream)) => {
@@ -58,12 +58,12 @@ async fn follow_forever(redis: Arc<Redis>, channel: String, events: mpsc::Sender
                     () = events.closed() => return,
                     why = relay(sink, stream, &events) => why,
                 };
-                tracing::debug!("Redis subscription to {channel} ended ({}); reconnecting", redact(&redis, &why));
+                tracing::debug!("Redis subscription to {channel} ended ({}); reconnecting", redis.redact(&why));
                 if events.send(Event::Unsubscribed).await.is_err() {
                     return;
                 }
             }
-            Err(why) => tracing::debug!("cannot subscribe to {channel} in Redis ({}); retrying", redact(&redis, &why)),
+            Err(why) => tracing::debug!("cannot subscribe to {channel} in Redis ({}); retrying", redis.redact(&why)),
         }
         tokio::select! {
             () = events.closed() => return,
@@ -72,15 +72,26 @@ async fn follow_forever(redis: Arc<Redis>, channel: String, events: mpsc::Sender
     }
 }
 
-/// A new pub/sub connection subscribed to `channel`.
-async fn open(redis: &Redis, channel: &str) -> Result<(PubSubSink, PubSubStream), String> {
-    let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, redis.client.get_async_pubsub())
-        .await
-        .map_err(|_| format!("no connection within {} ms", CONNECT_TIMEOUT.as_millis()))?
-        .map_err(|e| e.to_string())?;
-    let (mut sink, stream) = pubsub.split();
-    within(sink.subscribe(channel)).await?;
-    Ok((sink, stream))
+impl Redis {
+    /// A new pub/sub connection (not the shared command connection) subscribed to `channels`,
+    /// within [`CONNECT_TIMEOUT`] and [`COMMAND_TIMEOUT`]; the failure as text (not redacted).
+    pub async fn open_pubsub(&self, channels: Vec<String>) -> Result<(PubSubSink, PubSubStream), String> {
+        let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, self.client.get_async_pubsub())
+            .await
+            .map_err(|_| format!("no connection within {} ms", CONNECT_TIMEOUT.as_millis()))?
+            .map_err(|e| e.to_string())?;
+        let (mut sink, stream) = pubsub.split();
+        within(sink.subscribe(channels)).await?;
+        Ok((sink, stream))
+    }
+
+    /// `text` without the Redis password (errors may quote the connection's settings).
+    pub fn redact(&self, text: &str) -> String {
+        match self.config.password() {
+            Some(password) => text.replace(password, "***"),
+            None => text.to_string(),
+        }
+    }
 }
 
 /// Hand messages over until the connection fails (or the owner is gone); why it ended.
@@ -108,7 +119,7 @@ async fn relay(mut sink: PubSubSink, mut stream: PubSubStream, events: &mpsc::Se
 }
 
 /// `command` within [`COMMAND_TIMEOUT`], its failure as text.
-async fn within<T>(command: impl Future<Output = redis::RedisResult<T>>) -> Result<T, String> {
+pub async fn within<T>(command: impl Future<Output = redis::RedisResult<T>>) -> Result<T, String> {
     match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(e.to_string()),
@@ -116,10 +127,3 @@ async fn within<T>(command: impl Future<Output = redis::RedisResult<T>>) -> Resu
     }
 }
 
-/// `text` without the Redis password (errors may quote the connection's settings).
-fn redact(redis: &Redis, text: &str) -> String {
-    match redis.config.password() {
-        Some(password) => text.replace(password, "***"),
-        None => text.to_string(),
-    }
-}

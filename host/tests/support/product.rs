@@ -126,6 +126,43 @@ impl ProductServer {
         self.call(Method::DELETE, path, Some(token), None).await
     }
 
+    /// `POST /api/v1/chat` with `body` as `token`; the response, its stream not read yet.
+    pub async fn chat_request(&self, token: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/chat"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("chat request")
+    }
+
+    /// `POST /api/v1/chat` with `body` as `token`, read to its end by a real SSE parser: the
+    /// status and each frame's JSON. Not 200: the error body as the only item.
+    pub async fn chat(&self, token: &str, body: &Value) -> (u16, Vec<Value>) {
+        use eventsource_stream::Eventsource;
+        use futures::StreamExt;
+
+        let response = self.chat_request(token, body).await;
+        let status = response.status().as_u16();
+        if status != 200 {
+            let text = response.text().await.unwrap_or_default();
+            return (status, vec![serde_json::from_str(&text).unwrap_or(Value::String(text))]);
+        }
+        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(content_type.starts_with("text/event-stream"), "chat answers with an event stream");
+        let mut stream = response.bytes_stream().eventsource();
+        let mut frames = Vec::new();
+        while let Some(event) =
+            tokio::time::timeout(Duration::from_secs(60), stream.next()).await.expect("a frame in time")
+        {
+            let event = event.expect("well-formed SSE");
+            frames.push(serde_json::from_str(&event.data).expect("JSON data"));
+        }
+        (status, frames)
+    }
+
     /// Register the first admin ([`ADMIN_EMAIL`]) and return their access token.
     pub async fn register_admin(&self) -> String {
         let body = json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "display_name": "Admin" });
