@@ -1,8 +1,8 @@
 //! `/api/v1/auth` and `/api/v1/users` over real HTTP: first-boot setup (and its race), sign-in,
-//! refresh-token rotation with reuse detection, sign-out, the user's own profile, admin user
-//! management, rate limits, and that no password or hash ever comes back. The sign-in flow also
-//! runs on a PostgreSQL metadata store, shared by two servers, when `QUARRY_TEST_POSTGRES_URL` is
-//! set (otherwise that test says "skipped").
+//! refresh-token rotation with reuse detection, sign-out, signed-in devices (listed, one signed
+//! out), the user's own profile, admin user management, rate limits, and that no password or
+//! hash ever comes back. The sign-in flow and the devices list also run on a PostgreSQL metadata
+//! store when `QUARRY_TEST_POSTGRES_URL` is set (otherwise those tests say "skipped").
 
 mod support;
 
@@ -305,6 +305,78 @@ async fn logout_all_ends_every_session() {
     let (access, refresh) = session(&server, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!(server.get("/api/v1/auth/me", &access).await.0, 200);
     assert_eq!(refresh_with_body(&server, &refresh).await.0, 200);
+}
+
+/// Sign in from a device with `user_agent`: (access token, refresh token).
+async fn device_session(server: &ProductServer, email: &str, user_agent: &str) -> (String, String) {
+    let body = json!({ "email": email, "password": ADMIN_PASSWORD });
+    let response = raw(server, Method::POST, "/api/v1/auth/login", &[("user-agent", user_agent)], Some(&body)).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let reply = json_of(response).await;
+    (reply["access_token"].as_str().unwrap().to_string(), reply["refresh_token"].as_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn sessions_list_the_devices_and_one_can_be_signed_out() {
+    device_sessions(&ProductServer::start().await).await;
+}
+
+/// The signed-in devices of the admin on `server` (a fresh one): listed, paged, one signed out.
+async fn device_sessions(server: &ProductServer) {
+    let admin = server.register_admin().await;
+    let (laptop, _) = device_session(&server, ADMIN_EMAIL, "QuarryTest laptop").await;
+    let (_, phone_refresh) = device_session(&server, ADMIN_EMAIL, "QuarryTest phone").await;
+    let long_agent = "x".repeat(300);
+    device_session(&server, ADMIN_EMAIL, &long_agent).await;
+
+    // Four sign-ins (registration included), newest first, with what each device sent.
+    let (status, list) = server.get("/api/v1/auth/sessions", &laptop).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!((list["total"].clone(), list["limit"].clone(), list["offset"].clone()), (json!(4), json!(50), json!(0)));
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items[0]["device_hint"].as_str().map(str::len), Some(255), "User-Agent cut to 255: {list}");
+    assert_eq!(items[1]["device_hint"], "QuarryTest phone");
+    assert_eq!(items[2]["device_hint"], "QuarryTest laptop");
+    assert_eq!(items[1]["ip_address"], "127.0.0.1");
+    assert!(items[1]["created_at"].is_string() && items[1]["expires_at"].is_string(), "{list}");
+    assert!(items[1]["expires_at"].as_str() > items[1]["created_at"].as_str());
+    let phone = items[1]["id"].as_str().expect("id").to_string();
+    let phone_since = items[1]["created_at"].clone();
+
+    // A refresh rotates the token, but it is the same device: same id, same sign-in time.
+    let (status, reply) = refresh_with_body(&server, &phone_refresh).await;
+    assert_eq!(status, 200, "{reply}");
+    let phone_refresh = reply["refresh_token"].as_str().unwrap().to_string();
+    let (_, list) = server.get("/api/v1/auth/sessions", &laptop).await;
+    assert_eq!(list["total"], 4, "{list}");
+    let listed = list["items"].as_array().unwrap().iter().find(|s| s["id"] == phone.as_str()).expect("phone");
+    assert_eq!(listed["created_at"], phone_since);
+    let (_, page) = server.get("/api/v1/auth/sessions?limit=1&offset=1", &laptop).await;
+    assert_eq!((page["items"].as_array().map(Vec::len), page["total"].clone()), (Some(1), json!(4)), "{page}");
+    assert_eq!(page["items"][0]["id"], phone.as_str());
+
+    // Another user sees only their own sessions and cannot sign the admin's devices out.
+    let member = server.add_user(&admin, "member@example.com", "member").await;
+    let (_, theirs) = server.get("/api/v1/auth/sessions", &member).await;
+    assert_eq!(theirs["total"], 1, "{theirs}");
+    let (status, reply) = server.delete(&format!("/api/v1/auth/sessions/{phone}"), &member).await;
+    assert_eq!((status, reply), (404, json!({ "detail": "Session not found" })));
+    let (status, reply) = refresh_with_body(&server, &phone_refresh).await;
+    assert_eq!(status, 200, "the phone is still signed in: {reply}");
+    let phone_refresh = reply["refresh_token"].as_str().unwrap().to_string();
+
+    // The owner signs the phone out: its refresh token stops working, the others do not.
+    let (status, reply) = server.delete(&format!("/api/v1/auth/sessions/{phone}"), &laptop).await;
+    assert_eq!(status, 204, "{reply}");
+    assert_eq!(refresh_with_body(&server, &phone_refresh).await.0, 401, "the phone is signed out");
+    let (_, list) = server.get("/api/v1/auth/sessions", &laptop).await;
+    assert_eq!(list["total"], 3, "{list}");
+    assert!(list["items"].as_array().unwrap().iter().all(|s| s["id"] != phone.as_str()));
+    assert_eq!(server.get("/api/v1/auth/me", &laptop).await.0, 200);
+    let (status, _) = server.delete(&format!("/api/v1/auth/sessions/{phone}"), &laptop).await;
+    assert_eq!(status, 404, "gone already");
+    let (status, _) = server.delete("/api/v1/auth/sessions/not-a-session", &laptop).await;
+    assert_eq!(status, 404);
 }
 
 #[tokio::test]
@@ -625,6 +697,23 @@ async fn postgres_store_shared_by_two_servers() {
         })
         .await
     };
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect to the test PostgreSQL");
+    admin.execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).await.expect("drop schema");
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test]
+async fn sessions_on_a_postgres_store() {
+    let Some((admin_url, schema, url)) = postgres_schema().await else { return };
+    let outcome = tokio::spawn(async move {
+        let store = quarry::store::Store::open(&url).await.expect("open store");
+        let server = ProductServer::start_on(store, tempfile::tempdir().unwrap()).await;
+        device_sessions(&server).await;
+        server.store.close().await;
+    })
+    .await;
     let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect to the test PostgreSQL");
     admin.execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).await.expect("drop schema");
     if let Err(e) = outcome {

@@ -27,7 +27,7 @@ use crate::db::Engine;
 pub use cache::SchemaCache;
 pub use introspect::{IntrospectOptions, introspect};
 pub use link::{link, link_with};
-pub use privacy::{PrivacyPolicy, RECOMMENDED_SENSITIVE_PATTERNS};
+pub use privacy::{PrivacyPolicy, RECOMMENDED_SENSITIVE_PATTERNS, REDACTED};
 pub use render::{RenderOptions, RenderedSchema, render, render_table};
 
 /// A database's schema: its tables and views with their columns and keys.

@@ -646,3 +646,93 @@ impl Store {
         Ok(())
     }
 }
+
+/// One signed-in device: a refresh-token family that can still refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshFamily {
+    /// The family's id (shared by every token rotated from one sign-in).
+    pub id: String,
+    /// The User-Agent of its latest token, at most 255 characters.
+    pub device_hint: Option<String>,
+    /// The address its latest token was issued to.
+    pub ip: Option<String>,
+    /// When the device signed in (the family's first token).
+    pub created_at: DateTime<Utc>,
+    /// When its latest token stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A family is live while its latest token (never rotated) is neither revoked nor expired;
+/// `$1` is the user, `$2` now. Every live family has exactly one such token.
+macro_rules! live_heads {
+    () => {
+        "FROM refresh_tokens t WHERE t.user_id = $1 AND t.rotated_at IS NULL AND t.revoked_at IS NULL \
+         AND t.expires_at > $2"
+    };
+}
+
+impl Store {
+    /// A page of `user_id`'s live refresh-token families, newest sign-in first, and how many
+    /// there are.
+    pub async fn list_refresh_families(
+        &self,
+        user_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<RefreshFamily>, i64), StoreError> {
+        let now = codec::now();
+        let page = with_pool!(self, |pool, codec| {
+            let rows = sqlx::query(concat!(
+                "SELECT t.family_id, t.device_hint, t.ip, t.expires_at, \
+                 (SELECT MIN(f.created_at) FROM refresh_tokens f WHERE f.family_id = t.family_id) AS started_at ",
+                live_heads!(),
+                " ORDER BY started_at DESC, t.family_id LIMIT $3 OFFSET $4"
+            ))
+            .bind(user_id)
+            .bind(codec::time(now))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await?;
+            let total: i64 = sqlx::query_scalar(concat!("SELECT COUNT(*) ", live_heads!()))
+                .bind(user_id)
+                .bind(codec::time(now))
+                .fetch_one(pool)
+                .await?;
+            let families = rows
+                .iter()
+                .map(|row| {
+                    Ok(RefreshFamily {
+                        id: row.text("family_id")?,
+                        device_hint: row.opt_text("device_hint")?,
+                        ip: row.opt_text("ip")?,
+                        created_at: row.time("started_at")?,
+                        expires_at: row.time("expires_at")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            (families, total)
+        });
+        Ok(page)
+    }
+
+    /// Revoke `user_id`'s live refresh-token family `family_id` (that device is signed out at
+    /// its next refresh); false when the user has no such live family.
+    pub async fn revoke_refresh_family_by_id(&self, user_id: &str, family_id: &str) -> Result<bool, StoreError> {
+        let now = codec::now();
+        let found = with_pool!(self, |pool, codec| {
+            let done = sqlx::query(concat!(
+                "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id IN (SELECT t.family_id ",
+                live_heads!(),
+                " AND t.family_id = $3)"
+            ))
+            .bind(user_id)
+            .bind(codec::time(now))
+            .bind(family_id)
+            .execute(pool)
+            .await?;
+            done.rows_affected() > 0
+        });
+        Ok(found)
+    }
+}

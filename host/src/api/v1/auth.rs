@@ -1,5 +1,6 @@
 //! `/api/v1/auth`: first-boot setup, sign-in, token refresh (rotated on every use, reuse revokes
-//! the family), sign-out (one session or everywhere) and the signed-in user's own profile.
+//! the family), sign-out (one session or everywhere), the user's signed-in devices (each a
+//! refresh-token family; one can be signed out) and the signed-in user's own profile.
 //!
 //! The refresh token travels both in the JSON body (`refresh_token`, for API clients) and in the
 //! `quarry_rt` cookie (HttpOnly, for browsers); `/refresh` and `/logout` accept either.
@@ -8,12 +9,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::header::{CACHE_CONTROL, RETRY_AFTER, SET_COOKIE, USER_AGENT};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -22,10 +23,11 @@ use crate::api::state::AppState;
 use crate::auth::email::Email;
 use crate::auth::rate_limit::client_ip;
 use crate::auth::{Auth, Client, Role, Session, password, refresh};
-use crate::store::users::{NewUser, UserChanges, UserRecord, UserUpdate};
+use crate::store::users::{NewUser, RefreshFamily, UserChanges, UserRecord, UserUpdate};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, CurrentUser, OptionalBody};
+use super::page::{PageParams, Paginated};
 
 /// Longest display name, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
@@ -40,6 +42,8 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/auth/logout", post(logout))
         .route("/auth/logout-all", post(logout_all))
         .route("/auth/me", get(me).put(update_me))
+        .route("/auth/sessions", get(list_sessions))
+        .route("/auth/sessions/{id}", delete(revoke_session))
 }
 
 /// A user as the API shows them, with their account state.
@@ -359,4 +363,56 @@ async fn update_me(
         // Nothing a user changes about themselves here touches their role or state.
         UserUpdate::LastAdmin => Err(ApiError::conflict("At least one active admin must remain")),
     }
+}
+
+/// A signed-in device, as `GET /auth/sessions` lists it.
+#[derive(Debug, Serialize)]
+struct DeviceSession {
+    /// The refresh-token family's id (what `DELETE /auth/sessions/{id}` takes).
+    id: String,
+    /// The device's User-Agent (at most 255 characters), when it sent one.
+    device_hint: Option<String>,
+    /// The address it last signed in or refreshed from.
+    ip_address: Option<String>,
+    /// When it signed in.
+    created_at: chrono::DateTime<chrono::Utc>,
+    /// When it must sign in again unless it refreshes first.
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<RefreshFamily> for DeviceSession {
+    fn from(f: RefreshFamily) -> Self {
+        Self {
+            id: f.id,
+            device_hint: f.device_hint,
+            ip_address: f.ip,
+            created_at: f.created_at,
+            expires_at: f.expires_at,
+        }
+    }
+}
+
+/// `GET /auth/sessions`: the user's signed-in devices (live refresh-token families), newest first.
+async fn list_sessions(
+    State(state): State<Arc<AppState>>,
+    current: CurrentUser,
+    page: PageParams,
+) -> ApiResult<Json<Paginated<DeviceSession>>> {
+    let product = state.product()?;
+    let (families, total) = product.store.list_refresh_families(&current.user.id, page.limit, page.offset).await?;
+    Ok(Json(Paginated::new(families.into_iter().map(DeviceSession::from).collect(), total, page)))
+}
+
+/// `DELETE /auth/sessions/{id}`: sign one device out: its refresh token stops working (its
+/// short-lived access token runs out by itself). 404 unless it is a live session of this user.
+async fn revoke_session(
+    State(state): State<Arc<AppState>>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let product = state.product()?;
+    if !product.store.revoke_refresh_family_by_id(&current.user.id, &id).await? {
+        return Err(ApiError::not_found("Session not found"));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

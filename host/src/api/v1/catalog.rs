@@ -56,6 +56,8 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/auth/logout-all", "Auth", User, "Revoke every token of the user"),
     r("GET", "/auth/me", "Auth", User, "The signed-in user"),
     r("PUT", "/auth/me", "Auth", User, "Change display name or password"),
+    r("GET", "/auth/sessions", "Auth", User, "The user's signed-in devices (live refresh-token families)"),
+    r("DELETE", "/auth/sessions/{id}", "Auth", User, "Sign one device out (revoke its refresh-token family)"),
     r("GET", "/users", "Users", Admin, "List users"),
     r("POST", "/users", "Users", Admin, "Add a user with a role"),
     r("GET", "/users/{id}", "Users", Admin, "One user"),
@@ -80,6 +82,7 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/chat", "Chat", User, "Ask a question; the answer streams as server-sent events"),
     r("POST", "/chat/execute/{message_id}", "Chat", Admin, "Run a query held for approval (once, validated again)"),
     r("POST", "/chat/edit/{message_id}", "Chat", User, "Run edited SQL after full validation"),
+    r("POST", "/chat/sort/{message_id}", "Chat", User, "An answer's rows again, sorted by one of its columns"),
     r("POST", "/chat/feedback/{message_id}", "Chat", User, "Rate an answer: 👍 adds an example, 👎 evicts the cache"),
     r("DELETE", "/chat/feedback/{message_id}", "Chat", User, "Take a rating back"),
     r("GET", "/chat/sessions", "Sessions", User, "The user's conversations"),
@@ -104,6 +107,7 @@ pub const ROUTES: &[Route] = &[
     r("PUT", "/providers/{id}/config", "Providers", Admin, "Change a provider config"),
     r("POST", "/providers/{id}/models", "Providers", Admin, "List models with a saved config"),
     r("POST", "/providers/{id}/test", "Providers", Admin, "Test a saved config"),
+    r("GET", "/export/messages/{message_id}/csv", "Export", User, "An answer's stored (masked) results as CSV"),
     r("GET", "/settings", "Settings", User, "Live settings"),
     r("PUT", "/settings", "Settings", Admin, "Change settings (applied at once, on every replica)"),
 ];
@@ -159,6 +163,8 @@ fn responses(route: &Route) -> utoipa::openapi::Responses {
     let ok = if route.path == "/chat" && route.method == "POST" {
         ResponseBuilder::new()
             .description("`text/event-stream`: status, token, sql, row_batch, explanation, error, done events")
+    } else if route.path.starts_with("/export/") {
+        ResponseBuilder::new().description("`text/csv; charset=utf-8` attachment: a header row, then the rows")
     } else if route.path == "/chat/sessions/{id}/events" {
         ResponseBuilder::new().description(
             "`text/event-stream`: watching, then each turn's message_started and chat events, until the client leaves",

@@ -5,10 +5,11 @@
 //! - [`semantic`]: the semantic model of a connection;
 //! - [`providers`]: LLM provider configurations;
 //! - [`settings`]: settings applied live;
-//! - [`chat`]: a question answered over SSE, approval, edit, feedback;
+//! - [`chat`]: a question answered over SSE, approval, edit, server-side sort, feedback;
 //! - [`sessions`]: conversation history;
 //! - [`cache`]: the answer cache's stats and entries;
-//! - [`examples`]: verified question → SQL pairs.
+//! - [`examples`]: verified question → SQL pairs;
+//! - [`export`]: an answer's stored results as a CSV download.
 //!
 //! Shared: [`error`] (`{"detail"}` errors), [`extract`] (JSON body, current user, admin),
 //! [`page`] (`?limit&offset` and `{items,total,limit,offset}`), [`state`] (the parts behind it),
@@ -22,6 +23,7 @@ pub mod connections;
 pub mod error;
 pub mod etag;
 pub mod examples;
+pub mod export;
 pub mod extract;
 pub mod page;
 pub mod providers;
@@ -49,6 +51,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .merge(chat::router())
         .merge(sessions::router())
         .merge(cache::router())
-        .merge(examples::router());
+        .merge(examples::router())
+        .merge(export::router());
     Router::new().nest("/api/v1", api)
 }

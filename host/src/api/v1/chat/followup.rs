@@ -1,11 +1,13 @@
-//! What follows an answer: running a held query (`execute`), running edited SQL (`edit`), and
-//! feedback (`feedback`, `retract`).
+//! What follows an answer: running a held query (`execute`), running edited SQL (`edit`),
+//! re-sorting its rows on the server (`sort`), and feedback (`feedback`, `retract`).
 //!
 //! Held and edited SQL is never trusted: it goes through the pipeline's evaluation (the dialect
 //! plugin validates it again, the connection's row filter and masking apply, it runs read-only)
 //! with no repair. A held query is claimed before it runs, so it runs once however many approvers
 //! click. An edit by someone who may not approve, on a `review_first` connection, replaces the held
-//! query instead of running it; on `generate_only` an edit is only validated.
+//! query instead of running it; on `generate_only` an edit is only validated. A sort runs the
+//! answer's SQL wrapped in an `ORDER BY` on one of its result columns, through the same evaluation,
+//! and leaves the stored answer as it was.
 
 use std::sync::Arc;
 
@@ -16,13 +18,14 @@ use axum::response::{IntoResponse, Response};
 
 use crate::api::state::AppState;
 use crate::auth::Role;
-use crate::pipeline::answer::{Answer, AnswerStatus};
+use crate::pipeline::answer::{Answer, AnswerStatus, QueryResults};
 use crate::pipeline::progress::ProgressSink;
+use crate::schema::REDACTED;
 use crate::store::chat::{ChatTurn, TurnUpdate};
 
 use super::context::{self, ConnectionContext, ExecutionMode};
 use super::events::ChatResponse;
-use super::request::{EditRequest, FeedbackRequest, Rating};
+use super::request::{EditRequest, FeedbackRequest, Rating, SortOrder, SortRequest};
 use crate::api::v1::error::{ApiError, ApiResult};
 use crate::api::v1::extract::{AdminUser, Body, CurrentUser};
 use crate::api::v1::state::Product;
@@ -171,7 +174,11 @@ fn succeeded(turn: &ChatTurn) -> bool {
 }
 
 /// The answer `message_id` if `current` may act on it (their own session, or an admin); 404 else.
-async fn own_turn(product: &Product, current: &CurrentUser, message_id: &str) -> Result<ChatTurn, ApiError> {
+pub(in crate::api::v1) async fn own_turn(
+    product: &Product,
+    current: &CurrentUser,
+    message_id: &str,
+) -> Result<ChatTurn, ApiError> {
     let not_found = || ApiError::not_found("Message not found");
     let turn = product.store.chat_turn(message_id).await?.ok_or_else(not_found)?;
     let owner = turn.user_id.as_deref() == Some(current.user.id.as_str());
@@ -209,4 +216,97 @@ async fn save_outcome(
     };
     product.store.finish_turn(message_id, &update).await?;
     Ok(())
+}
+
+/// Alias of the wrapped query in a sort (never seen by the client).
+const SORT_ALIAS: &str = "_quarry_sort";
+
+/// `POST /chat/sort/{message_id}`: the answer's SQL run again, ordered by one of its result
+/// columns (validated again, filtered, masked); the stored answer does not change.
+pub(super) async fn sort(
+    State(state): State<Arc<AppState>>,
+    current: CurrentUser,
+    Path(message_id): Path<String>,
+    Body(request): Body<SortRequest>,
+) -> ApiResult<Json<QueryResults>> {
+    let product = state.product()?;
+    let turn = own_turn(product, &current, &message_id).await?;
+    let no_results = || ApiError::bad_request("This answer has no results to sort");
+    let sql = turn.turn.sql.as_deref().ok_or_else(no_results)?;
+    let columns = stored_columns(turn.results.as_ref()).ok_or_else(no_results)?;
+    if !columns.contains(&request.sort_column.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "{:?} is not a column of this answer's results",
+            request.sort_column
+        )));
+    }
+    if masked_column(turn.results.as_ref(), &request.sort_column) {
+        // The order of hidden values would tell something about them.
+        return Err(ApiError::bad_request(format!(
+            "{:?} is masked in this answer and cannot be sorted by",
+            request.sort_column
+        )));
+    }
+    let connection = context::for_turn(product, &turn).await?;
+    let sorted = sorted_sql(sql, &request.sort_column, request.sort_order, connection.dialect);
+    let answer = run_sql(product, &connection, &turn, sorted).await?;
+    // Refused by the dialect plugin or failed on the database: the reason, already scrubbed.
+    answer.results.map(Json).ok_or_else(|| {
+        ApiError::bad_request(answer.error.unwrap_or_else(|| "The sorted query did not run".to_string()))
+    })
+}
+
+/// The column names of a stored result (`{"columns": [...], ...}`), when it has any.
+fn stored_columns(results: Option<&serde_json::Value>) -> Option<Vec<&str>> {
+    let columns = results?.get("columns")?.as_array()?;
+    let names: Vec<&str> = columns.iter().filter_map(serde_json::Value::as_str).collect();
+    (!names.is_empty()).then_some(names)
+}
+
+/// Whether the stored result shows `column`'s values masked.
+fn masked_column(results: Option<&serde_json::Value>, column: &str) -> bool {
+    let Some(results) = results else { return false };
+    let Some(index) = stored_columns(Some(results)).and_then(|names| names.iter().position(|n| *n == column)) else {
+        return false;
+    };
+    let rows = results.get("rows").and_then(serde_json::Value::as_array);
+    rows.into_iter().flatten().any(|row| row.get(index).and_then(serde_json::Value::as_str) == Some(REDACTED))
+}
+
+/// `sql` ordered by `column`: wrapped, so whatever the query already orders or limits stays as
+/// it was and only the rows it returns are re-ordered. The SQL goes on its own lines so a
+/// trailing `--` comment cannot swallow the closing parenthesis.
+fn sorted_sql(sql: &str, column: &str, order: SortOrder, dialect: &str) -> String {
+    let inner = sql.trim().trim_end_matches(|c: char| c == ';' || c.is_whitespace());
+    let column = quote_identifier(dialect, column);
+    format!("SELECT * FROM (\n{inner}\n) AS {SORT_ALIAS} ORDER BY {column} {}", order.as_sql())
+}
+
+/// `name` as an identifier of the dialect plugin `dialect` (`mysql` quotes with backticks, the
+/// others with double quotes), the quote character doubled inside it.
+fn quote_identifier(dialect: &str, name: &str) -> String {
+    let quote = if dialect == "mysql" { '`' } else { '"' };
+    let doubled = name.replace(quote, &format!("{quote}{quote}"));
+    format!("{quote}{doubled}{quote}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sort_wraps_the_query_and_quotes_the_column() {
+        let sql = sorted_sql("SELECT a FROM t LIMIT 5; ", "na\"me", SortOrder::Desc, "postgres");
+        assert_eq!(sql, "SELECT * FROM (\nSELECT a FROM t LIMIT 5\n) AS _quarry_sort ORDER BY \"na\"\"me\" DESC");
+        assert_eq!(quote_identifier("mysql", "a`b"), "`a``b`");
+        assert_eq!(quote_identifier("sqlite", "total"), "\"total\"");
+    }
+
+    #[test]
+    fn only_stored_results_with_columns_have_columns() {
+        let stored = serde_json::json!({ "columns": ["name", "email"], "rows": [] });
+        assert_eq!(stored_columns(Some(&stored)), Some(vec!["name", "email"]));
+        assert_eq!(stored_columns(Some(&serde_json::json!({ "columns": [] }))), None);
+        assert_eq!(stored_columns(None), None);
+    }
 }

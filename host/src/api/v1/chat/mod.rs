@@ -7,6 +7,7 @@
 //!   the query never starts);
 //! - `POST /chat/execute/{message_id}`: run a held query once, validated again, by an admin;
 //! - `POST /chat/edit/{message_id}`: run edited SQL after full validation;
+//! - `POST /chat/sort/{message_id}`: an answer's rows again, sorted by the database;
 //! - `POST|DELETE /chat/feedback/{message_id}`: 👍 makes the pair a verified example, 👎 evicts
 //!   matching cache entries; DELETE takes the rating back.
 //!
@@ -19,7 +20,7 @@
 
 pub(super) mod context;
 pub mod events;
-mod followup;
+pub(super) mod followup;
 pub mod request;
 
 use std::convert::Infallible;
@@ -54,6 +55,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/chat", post(chat))
         .route("/chat/execute/{message_id}", post(followup::execute))
         .route("/chat/edit/{message_id}", post(followup::edit))
+        .route("/chat/sort/{message_id}", post(followup::sort))
         .route("/chat/feedback/{message_id}", post(followup::feedback).delete(followup::retract))
 }
 

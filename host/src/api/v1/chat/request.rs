@@ -141,6 +141,36 @@ pub struct FeedbackRequest {
     pub message_id: Option<String>,
 }
 
+/// A server-side re-sort of an answer's rows.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SortRequest {
+    /// One of the answer's result columns.
+    pub sort_column: String,
+    /// `ASC` or `DESC`.
+    pub sort_order: SortOrder,
+}
+
+/// Which way to sort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SortOrder {
+    /// Smallest first.
+    #[serde(rename = "ASC", alias = "asc")]
+    Asc,
+    /// Largest first.
+    #[serde(rename = "DESC", alias = "desc")]
+    Desc,
+}
+
+impl SortOrder {
+    /// As SQL spells it.
+    pub fn as_sql(self) -> &'static str {
+        match self {
+            SortOrder::Asc => "ASC",
+            SortOrder::Desc => "DESC",
+        }
+    }
+}
+
 fn field(kind: &str, name: &str, msg: &str, input: Value) -> FieldError {
     FieldError::new(kind, vec!["body".into(), name.into()], msg, input)
 }
