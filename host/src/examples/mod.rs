@@ -13,7 +13,7 @@
 //! - [`dialect_for_source`]: which dialect plugin a connection's `source_type` uses.
 
 use crate::answer_cache::{AnswerCache, LexicalScorer, Question, Similarity, compare};
-use crate::embedding::QuestionVectors;
+use crate::embedding::{Embedding, QuestionVectors};
 use crate::pipeline::validate::{Verdict, validate};
 use crate::plugins::dialect::default_policy;
 use crate::plugins::{CallError, PluginRegistry};
@@ -139,20 +139,11 @@ pub async fn add(
     sql: &str,
     threshold: f64,
 ) -> Result<Option<ExampleRecord>, StoreError> {
-    let question = question.trim();
-    let sql = sql.trim();
-    let q = Question::new(question);
-    let embedding = vectors.of(question).await;
-    let new = NewExample {
-        connection_id,
-        question,
-        question_normalized: &q.normalized,
-        sql,
-        dialect,
-        embedding: embedding.as_ref(),
+    let draft = Draft::of(vectors, question, sql).await;
+    let Some(record) = store.insert_example(draft.for_connection(connection_id, dialect)).await? else {
+        return Ok(None);
     };
-    let Some(record) = store.insert_example(new).await? else { return Ok(None) };
-    cache.evict_similar_with(connection_id, question, threshold, vectors).await?;
+    cache.evict_similar_with(connection_id, &draft.question, threshold, vectors).await?;
     Ok(Some(record))
 }
 
@@ -167,28 +158,52 @@ pub async fn add_from_feedback(
     question: &str,
     sql: &str,
 ) -> Result<ExampleRecord, StoreError> {
-    let question = question.trim();
-    let sql = sql.trim();
-    let q = Question::new(question);
-    let embedding = vectors.of(question).await;
-    let new = NewExample {
-        connection_id,
-        question,
-        question_normalized: &q.normalized,
-        sql,
-        dialect,
-        embedding: embedding.as_ref(),
-    };
+    let draft = Draft::of(vectors, question, sql).await;
+    let new = draft.for_connection(connection_id, dialect);
     if let Some(record) = store.insert_example(new).await? {
         return Ok(record);
     }
     // A concurrent undo may have removed the duplicate in between: then insert again.
-    match store.example_matching(connection_id, &q.normalized, sql).await? {
+    match store.example_matching(connection_id, &draft.normalized, &draft.sql).await? {
         Some(record) => Ok(record),
         None => store
             .insert_example(new)
             .await?
             .ok_or_else(|| StoreError::InvalidInput("the example changed concurrently; try again".to_string())),
+    }
+}
+
+/// A question → SQL pair ready to store: both trimmed, the question normalised and, when
+/// `vectors` offers one, embedded.
+struct Draft {
+    question: String,
+    normalized: String,
+    sql: String,
+    embedding: Option<Embedding>,
+}
+
+impl Draft {
+    async fn of(vectors: &QuestionVectors, question: &str, sql: &str) -> Draft {
+        let question = question.trim();
+        let embedding = vectors.of(question).await;
+        Draft {
+            question: question.to_string(),
+            normalized: Question::new(question).normalized,
+            sql: sql.trim().to_string(),
+            embedding,
+        }
+    }
+
+    /// The row for `connection_id`, written for `dialect`.
+    fn for_connection<'a>(&'a self, connection_id: &'a str, dialect: &'a str) -> NewExample<'a> {
+        NewExample {
+            connection_id,
+            question: &self.question,
+            question_normalized: &self.normalized,
+            sql: &self.sql,
+            dialect,
+            embedding: self.embedding.as_ref(),
+        }
     }
 }
 
