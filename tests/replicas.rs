@@ -10,11 +10,10 @@ use std::panic::AssertUnwindSafe;
 
 use base64::Engine;
 use futures::FutureExt;
-use quarry_e2e::product::{ADMIN_PASSWORD, ChatAnswer, register};
+use quarry_e2e::product::{ADMIN_PASSWORD, ChatAnswer, demo_copy_connection, register};
 use quarry_e2e::{Server, ServerBuilder};
 use serde_json::{Value, json};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection, Executor};
+use sqlx::{Connection, Executor};
 
 const QUESTION: &str = "How many customers are in Germany?";
 const REVIEWED_QUESTION: &str = "Top 5 products by price";
@@ -88,26 +87,7 @@ async fn scenario(store_url: String, redis: Option<String>) {
     // A connection of our own, on a copy of A's demo database outside every data folder (the
     // product refuses files inside its own); both replicas run on this machine. Its config is
     // sealed by A and must open on B with the shared key.
-    let shop_dir = tempfile::Builder::new().prefix("quarry-e2e-shop-").tempdir().expect("a folder for the shop");
-    let demo_path = shop_dir.path().join("shop.db");
-    let mut demo = SqliteConnectOptions::new()
-        .filename(a.data_dir().join("demo.db"))
-        .read_only(true)
-        .connect()
-        .await
-        .expect("open A's demo.db");
-    demo.execute(sqlx::AssertSqlSafe(format!("VACUUM INTO '{}'", demo_path.display()))).await.expect("copy demo.db");
-    demo.close().await.expect("close demo.db");
-    let created = admin
-        .post(
-            &a,
-            "/api/v1/connections",
-            &json!({ "name": "Replica shop", "source_type": "sqlite", "config": { "path": demo_path.display().to_string() } }),
-        )
-        .await;
-    assert!(matches!(created.status, 200 | 201), "create connection: {} {}", created.status, created.text);
-    let connection_id =
-        created.json()["id"].as_str().unwrap_or_else(|| panic!("no id in {}", created.text)).to_string();
+    let (connection_id, _shop_dir) = demo_copy_connection(&a, &admin, "Replica shop").await;
     let config = admin.get(&b, &format!("/api/v1/connections/{connection_id}/config")).await.expect(200);
     assert!(config.to_string().contains("shop.db"), "B opens the sealed config: {config}");
 

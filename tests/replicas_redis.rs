@@ -18,12 +18,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use futures::{FutureExt, StreamExt};
-use quarry_e2e::product::{ADMIN_PASSWORD, ChatAnswer, User, login, register};
+use quarry_e2e::product::{ADMIN_PASSWORD, ChatAnswer, User, demo_copy_connection, login, register};
 use quarry_e2e::sse::Parser;
 use quarry_e2e::{Server, ServerBuilder};
 use serde_json::{Value, json};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection, Executor};
+use sqlx::{Connection, Executor};
 
 const EMAIL: &str = "ops@example.com";
 /// Questions the built-in offline model answers on the demo shop, one per step so none is cached
@@ -233,7 +232,7 @@ async fn scenario(store_url: String) {
     let me = admin.get(&b, "/api/v1/auth/me").await.expect(200);
     assert_eq!(me["email"], EMAIL, "{me}");
 
-    let (connection_id, _shop) = shop(&a, &admin).await;
+    let (connection_id, _shop) = demo_copy_connection(&a, &admin, "Redis shop").await;
 
     // A first turn on A opens a session; B watches it; the next turn on A arrives live on B.
     let opening = admin.ask(&a, &connection_id, OPENING, None).await;
@@ -316,27 +315,3 @@ async fn scenario(store_url: String) {
     assert!(!redis.keys("quarry:schema:*").is_empty(), "schemas are shared through the new Redis");
 }
 
-/// A connection of our own on a copy of A's demo database, outside every data folder (the product
-/// refuses files inside its own); both replicas run on this machine.
-async fn shop(a: &Server, admin: &User) -> (String, tempfile::TempDir) {
-    let dir = tempfile::Builder::new().prefix("quarry-e2e-shop-").tempdir().expect("a folder for the shop");
-    let path = dir.path().join("shop.db");
-    let mut demo = SqliteConnectOptions::new()
-        .filename(a.data_dir().join("demo.db"))
-        .read_only(true)
-        .connect()
-        .await
-        .expect("open A's demo.db");
-    demo.execute(sqlx::AssertSqlSafe(format!("VACUUM INTO '{}'", path.display()))).await.expect("copy demo.db");
-    demo.close().await.expect("close demo.db");
-    let created = admin
-        .post(
-            a,
-            "/api/v1/connections",
-            &json!({ "name": "Redis shop", "source_type": "sqlite", "config": { "path": path.display().to_string() } }),
-        )
-        .await;
-    assert!(matches!(created.status, 200 | 201), "create connection: {} {}", created.status, created.text);
-    let id = created.json()["id"].as_str().unwrap_or_else(|| panic!("no id in {}", created.text)).to_string();
-    (id, dir)
-}

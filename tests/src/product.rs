@@ -125,3 +125,27 @@ impl User {
         self.chat(server, &body).await
     }
 }
+
+/// A saved SQLite connection called `name` on a copy of `server`'s demo database, made by `admin`:
+/// its id and the folder holding the copy (deleted when dropped). The copy lives outside every
+/// data folder (the product refuses files inside its own), so servers on this machine share it.
+pub async fn demo_copy_connection(server: &Server, admin: &User, name: &str) -> (String, tempfile::TempDir) {
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::{ConnectOptions, Connection, Executor};
+
+    let dir = tempfile::Builder::new().prefix("quarry-e2e-shop-").tempdir().expect("a folder for the shop");
+    let path = dir.path().join("shop.db");
+    let mut demo = SqliteConnectOptions::new()
+        .filename(server.data_dir().join("demo.db"))
+        .read_only(true)
+        .connect()
+        .await
+        .expect("open the demo database");
+    demo.execute(sqlx::AssertSqlSafe(format!("VACUUM INTO '{}'", path.display()))).await.expect("copy demo.db");
+    demo.close().await.expect("close demo.db");
+    let body = json!({ "name": name, "source_type": "sqlite", "config": { "path": path.display().to_string() } });
+    let created = admin.post(server, "/api/v1/connections", &body).await;
+    assert!(matches!(created.status, 200 | 201), "create connection: {} {}", created.status, created.text);
+    let id = created.json()["id"].as_str().unwrap_or_else(|| panic!("no id in {}", created.text)).to_string();
+    (id, dir)
+}
