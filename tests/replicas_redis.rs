@@ -314,4 +314,3 @@ async fn scenario(store_url: String) {
     assert_status(&admin.ask(&b, &connection_id, AFTER_RESTART, None).await, "cached");
     assert!(!redis.keys("quarry:schema:*").is_empty(), "schemas are shared through the new Redis");
 }
-
