@@ -246,6 +246,9 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// Active admins other than `$2` (`$1` is `true`): a change may not leave none.
+const OTHER_ACTIVE_ADMINS: &str = "SELECT COUNT(*) FROM users WHERE role = 'admin' AND is_active = $1 AND id <> $2";
+
 impl Store {
     /// How many users exist (active or not).
     pub async fn count_users(&self) -> Result<i64, StoreError> {
@@ -378,13 +381,8 @@ impl Store {
                 after.password_hash = hash;
             }
             if before.is_active_admin() && !after.is_active_admin() {
-                let others: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM users WHERE role = 'admin' AND is_active = $1 AND id <> $2",
-                )
-                .bind(true)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
+                let others: i64 =
+                    sqlx::query_scalar(OTHER_ACTIVE_ADMINS).bind(true).bind(id).fetch_one(&mut *tx).await?;
                 if others == 0 {
                     return Ok(UserUpdate::LastAdmin);
                 }
@@ -430,13 +428,8 @@ impl Store {
                 return Ok(UserDeletion::NotFound);
             };
             if user_from_row(&row)?.is_active_admin() {
-                let others: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM users WHERE role = 'admin' AND is_active = $1 AND id <> $2",
-                )
-                .bind(true)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
+                let others: i64 =
+                    sqlx::query_scalar(OTHER_ACTIVE_ADMINS).bind(true).bind(id).fetch_one(&mut *tx).await?;
                 if others == 0 {
                     return Ok(UserDeletion::LastAdmin);
                 }
